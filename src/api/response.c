@@ -1,0 +1,365 @@
+/* See api.h: building response bodies.
+ *
+ * The result frame comes from the sandbox (runtime/harness.py writes it, but the script
+ * can write to the same channel): `<header JSON object>\n<result JSON>`. Every part is
+ * validated here. The result itself is spliced into the response verbatim once jansson
+ * has accepted it as one complete JSON value, so numbers keep the exact text Python gave
+ * them (0.1 stays 0.1, big integers stay exact). Text the script produced (stdout,
+ * stderr, messages) is repaired to valid UTF-8 before it becomes a JSON string. */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "api/api.h"
+#include "sandbox/sandbox.h"
+#include "util/macro.h"
+#include "util/utf8.h"
+
+/* A JSON string of arbitrary bytes (invalid UTF-8 repaired). NULL on ENOMEM. */
+static json_t *text(const char *s, size_t n)
+{
+        size_t len;
+        char *fixed = utf8_sanitize(s ? s : "", s ? n : 0, &len);
+        json_t *j;
+
+        if (!fixed)
+                return NULL;
+        j = json_stringn_nocheck(fixed, len);
+        free(fixed);
+        return j;
+}
+
+static int set(json_t *obj, const char *key, json_t *value)
+{
+        /* json_object_set_new steals the reference, even on failure. */
+        if (!value || json_object_set_new(obj, key, value) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* Serialises obj; when `raw` is given, it becomes the first member "result". */
+static int finish(json_t *obj, ApiCode code, const char *raw, size_t raw_len, ApiResponse *ret)
+{
+        char *env = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(10));
+        char *body;
+        size_t env_len, len;
+
+        if (!env)
+                return -ENOMEM;
+        env_len = strlen(env);
+        if (!raw) {
+                body = env;
+                len = env_len;
+        } else {
+                /* {"result":RAW,<members of env>} ; env is "{...}" with >= 1 member. */
+                static const char head[] = "{\"result\":";
+                len = sizeof(head) - 1 + raw_len + 1 + (env_len - 1);
+                body = malloc(len + 1);
+                if (!body) {
+                        free(env);
+                        return -ENOMEM;
+                }
+                memcpy(body, head, sizeof(head) - 1);
+                memcpy(body + sizeof(head) - 1, raw, raw_len);
+                body[sizeof(head) - 1 + raw_len] = ',';
+                memcpy(body + sizeof(head) + raw_len, env + 1, env_len - 1);
+                body[len] = '\0';
+                free(env);
+        }
+        *ret = (ApiResponse){
+                .body = body,
+                .len = len,
+                .code = code,
+                .http_status = api_code_http(code),
+        };
+        return 0;
+}
+
+static int add_error(json_t *obj, ApiCode code, const char *message)
+{
+        int r = set(obj, "error", text(message, strlen(message)));
+        if (r == 0)
+                r = set(obj, "code", json_string(api_code_name(code)));
+        return r;
+}
+
+int response_error(ApiCode code, const char *message, const char *request_id, ApiResponse *ret)
+{
+        json_t *obj = json_object();
+        int r;
+
+        if (!obj)
+                return -ENOMEM;
+        r = add_error(obj, code, message);
+        if (r == 0 && code == API_INTERNAL && request_id)
+                r = set(obj, "request_id", text(request_id, strlen(request_id)));
+        if (r == 0)
+                r = finish(obj, code, NULL, 0, ret);
+        json_decref(obj);
+        return r;
+}
+
+int response_simple(unsigned http_status, const char *key, const char *value, ApiResponse *ret)
+{
+        json_t *obj = json_object();
+        int r;
+
+        if (!obj)
+                return -ENOMEM;
+        r = set(obj, key, json_string(value));
+        if (r == 0)
+                r = finish(obj, API_OK, NULL, 0, ret);
+        json_decref(obj);
+        if (r == 0)
+                ret->http_status = http_status;
+        return r;
+}
+
+/* What the sandbox printed, and how long the script ran. */
+static int add_run(json_t *obj, const ExecOutcome *o)
+{
+        int r = set(obj, "stdout", text(o->out, o->out_len));
+        if (r == 0)
+                r = set(obj, "stderr", text(o->err, o->err_len));
+        if (r == 0)
+                r = set(obj, "duration_ms", json_real(round(o->duration_ms * 1000.0) / 1000.0));
+        return r;
+}
+
+typedef struct Frame {
+        json_t *header; /* owned */
+        const char *status;
+        const char *raw; /* result text, validated, for status "ok" */
+        size_t raw_len;
+} Frame;
+
+/* Returns 0 with a valid frame, or -EBADMSG. */
+static int frame_parse(const char *data, size_t len, Frame *ret)
+{
+        const char *nl = data ? memchr(data, '\n', len) : NULL;
+        json_t *header, *status;
+        Frame f = {0};
+
+        if (!nl)
+                return -EBADMSG;
+        header = json_loadb(data, (size_t) (nl - data), 0, NULL);
+        status = json_object_get(header, "status");
+        if (!json_is_object(header) || !json_is_string(status)) {
+                json_decref(header);
+                return -EBADMSG;
+        }
+        f.header = header;
+        f.status = json_string_value(status);
+        f.raw = nl + 1;
+        f.raw_len = len - (size_t) (nl + 1 - data);
+        if (strcmp(f.status, "ok") == 0) {
+                /* One complete JSON value and nothing else. Integers are read as reals so
+                 * that values beyond 64 bits validate; the text itself is what we send. */
+                json_t *v = json_loadb(f.raw, f.raw_len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
+                                       NULL);
+                if (!v) {
+                        json_decref(header);
+                        return -EBADMSG;
+                }
+                json_decref(v);
+        } else if (f.raw_len != 0) {
+                json_decref(header);
+                return -EBADMSG;
+        }
+        *ret = f;
+        return 0;
+}
+
+static const char *header_text(const Frame *f, const char *key, const char *fallback)
+{
+        json_t *v = json_object_get(f->header, key);
+        return json_is_string(v) ? json_string_value(v) : fallback;
+}
+
+static json_int_t header_int(const Frame *f, const char *key)
+{
+        json_t *v = json_object_get(f->header, key);
+        return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+/* A valid frame from the harness. */
+static int from_frame(const Frame *f, const ExecOutcome *o, json_t *obj, ApiResponse *ret)
+{
+        static const struct {
+                const char *status;
+                ApiCode code;
+        } map[] = {
+                {"syntax_error", API_SYNTAX_ERROR},
+                {"missing_main", API_MISSING_MAIN},
+                {"runtime_error", API_RUNTIME_ERROR},
+                {"not_json_serializable", API_NOT_JSON_SERIALIZABLE},
+                {"memory_error", API_MEMORY_LIMIT},
+                {"result_too_large", API_OUTPUT_LIMIT},
+        };
+        ApiCode code = API_INTERNAL;
+        int r;
+
+        if (strcmp(f->status, "ok") == 0) {
+                r = add_run(obj, o);
+                return r < 0 ? r : finish(obj, API_OK, f->raw, f->raw_len, ret);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(map); i++)
+                if (strcmp(f->status, map[i].status) == 0)
+                        code = map[i].code;
+        if (code == API_INTERNAL)
+                return -EBADMSG;
+
+        if (code == API_MEMORY_LIMIT)
+                r = add_error(obj, code, "Memory limit exceeded");
+        else
+                r = add_error(obj, code, header_text(f, "error", "The script failed"));
+        if (r == 0 && code == API_SYNTAX_ERROR) {
+                r = set(obj, "line", json_integer(header_int(f, "line")));
+                if (r == 0)
+                        r = set(obj, "column", json_integer(header_int(f, "column")));
+        } else if (r == 0) {
+                if (code == API_RUNTIME_ERROR)
+                        r = set(obj, "traceback", json_string(header_text(f, "traceback", "")));
+                if (r == 0 && code == API_OUTPUT_LIMIT)
+                        r = set(obj, "truncated", json_false());
+                if (r == 0)
+                        r = add_run(obj, o);
+        }
+        return r < 0 ? r : finish(obj, code, NULL, 0, ret);
+}
+
+static const char *signal_name(int sig, char *buf, size_t len)
+{
+        const char *abbrev = sigabbrev_np(sig);
+        if (abbrev)
+                (void) snprintf(buf, len, "SIG%s", abbrev);
+        else
+                (void) snprintf(buf, len, "signal %d", sig);
+        return buf;
+}
+
+/* No usable frame: the process ended some other way. */
+static int from_status(const ExecOutcome *o, bool frame_corrupt, json_t *obj, ApiResponse *ret)
+{
+        char msg[256], name[32];
+        ApiCode code;
+        int r;
+
+        if (WIFSIGNALED(o->wait_status)) {
+                int sig = WTERMSIG(o->wait_status);
+                if (sig == SIGXCPU) {
+                        code = API_TIMEOUT;
+                        (void) snprintf(msg, sizeof(msg),
+                                        "The script used up its CPU time "
+                                        "limit");
+                } else {
+                        code = API_CRASHED;
+                        (void) snprintf(msg, sizeof(msg),
+                                        "The script's process was killed by %s (%s)",
+                                        signal_name(sig, name, sizeof(name)), strsignal(sig));
+                }
+                r = add_error(obj, code, msg);
+                if (r == 0 && code == API_CRASHED)
+                        r = set(obj, "signal", json_string(name));
+        } else {
+                code = API_RUNTIME_ERROR;
+                if (frame_corrupt)
+                        (void) snprintf(msg, sizeof(msg),
+                                        "The script wrote to the harness's private result "
+                                        "channel; its result was discarded");
+                else
+                        (void) snprintf(msg, sizeof(msg),
+                                        "The script ended its process (exit status %d) before "
+                                        "main() returned",
+                                        WEXITSTATUS(o->wait_status));
+                r = add_error(obj, code, msg);
+        }
+        if (r == 0)
+                r = add_run(obj, o);
+        return r < 0 ? r : finish(obj, code, NULL, 0, ret);
+}
+
+static int from_end(const ExecOutcome *o, json_t *obj, ApiResponse *ret)
+{
+        char msg[384];
+        ApiCode code;
+        int r;
+
+        switch (o->end) {
+        case EXEC_END_TIMEOUT:
+                code = API_TIMEOUT;
+                (void) snprintf(msg, sizeof(msg), "The script exceeded the time limit of %g s",
+                                o->timeout_ms / 1000.0);
+                break;
+        case EXEC_END_OUTPUT_LIMIT:
+                code = API_OUTPUT_LIMIT;
+                (void) snprintf(msg, sizeof(msg),
+                                "The script's output exceeded the limit; it was stopped and "
+                                "its output truncated");
+                break;
+        case EXEC_END_RESULT_LIMIT:
+                code = API_OUTPUT_LIMIT;
+                (void) snprintf(msg, sizeof(msg),
+                                "The script sent more than the result limit on the result "
+                                "channel; it was stopped");
+                break;
+        case EXEC_END_SETUP_FAILED:
+                (void) snprintf(msg, sizeof(msg),
+                                "Sandbox set-up failed (%s: %s); the script was not run",
+                                sandbox_stage_name(o->setup_stage), strerror(o->setup_errno));
+                return response_error(API_INTERNAL, msg, o->request_id, ret);
+        case EXEC_END_INTERNAL:
+        default:
+                (void) snprintf(msg, sizeof(msg), "Internal error: %s (%s)",
+                                o->internal_what ? o->internal_what : "unknown",
+                                strerror(o->internal_errno));
+                return response_error(API_INTERNAL, msg, o->request_id, ret);
+        }
+        r = add_error(obj, code, msg);
+        if (r == 0 && code == API_OUTPUT_LIMIT)
+                r = set(obj, "truncated", json_boolean(o->out_truncated || o->err_truncated));
+        if (r == 0)
+                r = add_run(obj, o);
+        return r < 0 ? r : finish(obj, code, NULL, 0, ret);
+}
+
+int response_from_outcome(const ExecOutcome *o, ApiResponse *ret)
+{
+        json_t *obj = json_object();
+        Frame f = {0};
+        int r;
+
+        if (!obj)
+                return -ENOMEM;
+        if (o->end != EXEC_END_NORMAL)
+                r = from_end(o, obj, ret);
+        else if (frame_parse(o->frame, o->frame_len, &f) == 0) {
+                r = from_frame(&f, o, obj, ret);
+                if (r == -EBADMSG) {
+                        /* Unknown status: the channel was tampered with. */
+                        json_decref(obj);
+                        obj = json_object();
+                        r = obj ? from_status(o, true, obj, ret) : -ENOMEM;
+                }
+        } else if (o->have_status)
+                r = from_status(o, o->frame_len > 0, obj, ret);
+        else
+                r = response_error(API_INTERNAL,
+                                   "Internal error: the sandbox ended without a "
+                                   "status",
+                                   o->request_id, ret);
+        json_decref(f.header);
+        json_decref(obj);
+        return r;
+}
+
+void response_done(ApiResponse *r)
+{
+        free(r->body);
+        r->body = NULL;
+}

@@ -1,0 +1,427 @@
+/* See config.h. Every setting is one row of `options`: its flag, its environment variable,
+ * its type and its bounds, so flags, environment, validation, --help and --print-config
+ * cannot drift apart. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "util/jsonesc.h"
+#include "util/macro.h"
+
+typedef enum OptType {
+        OPT_ADDRESS,
+        OPT_PORT,
+        OPT_DURATION, /* stored as uint32_t milliseconds */
+        OPT_SIZE,     /* stored as size_t bytes */
+        OPT_U32,
+        OPT_UNSIGNED,
+        OPT_PRELOAD,
+        OPT_LOG_FORMAT,
+        OPT_LOG_LEVEL,
+} OptType;
+
+typedef struct Option {
+        const char *flag; /* without the leading "--" */
+        const char *env;
+        OptType type;
+        size_t offset;
+        uint64_t min, max; /* for numbers; durations in ms, sizes in bytes */
+        const char *help;
+} Option;
+
+#define KiB 1024ULL
+#define MiB (1024ULL * KiB)
+#define GiB (1024ULL * MiB)
+
+static const Option options[] = {
+        {"listen", "PYEXECD_LISTEN", OPT_ADDRESS, offsetof(Config, listen), 0, 0,
+         "address to listen on (numeric IPv4 or IPv6)"},
+        {"port", "PORT", OPT_PORT, offsetof(Config, port), 0, 65535,
+         "TCP port; 0 picks a free one"},
+        {"timeout", "PYEXECD_TIMEOUT", OPT_DURATION, offsetof(Config, timeout_ms), 1, 3600000,
+         "maximum wall-clock time per script (e.g. 10, 2.5s, 500ms)"},
+        {"memory-mb", "PYEXECD_MEMORY_MB", OPT_U32, offsetof(Config, memory_mb), 16, 1048576,
+         "maximum memory per script, MiB"},
+        {"output-limit", "PYEXECD_OUTPUT_LIMIT", OPT_SIZE, offsetof(Config, output_limit), 1,
+         1 * GiB, "bytes kept of stdout and of stderr, each (e.g. 1M)"},
+        {"result-limit", "PYEXECD_RESULT_LIMIT", OPT_SIZE, offsetof(Config, result_limit), 64,
+         1 * GiB, "maximum size of the encoded main() result"},
+        {"max-body", "PYEXECD_MAX_BODY", OPT_SIZE, offsetof(Config, max_body), 64, 1 * GiB,
+         "maximum request body size"},
+        {"concurrency", "PYEXECD_CONCURRENCY", OPT_UNSIGNED, offsetof(Config, concurrency), 1, 1024,
+         "sandboxes running at once (default: number of CPUs)"},
+        {"queue-size", "PYEXECD_QUEUE_SIZE", OPT_UNSIGNED, offsetof(Config, queue_size), 0, 100000,
+         "requests that may wait for a free sandbox"},
+        {"max-connections", "PYEXECD_MAX_CONNECTIONS", OPT_UNSIGNED,
+         offsetof(Config, max_connections), 1, 100000, "open HTTP connections at most"},
+        {"preload", "PYEXECD_PRELOAD", OPT_PRELOAD, offsetof(Config, preload), 0, 0,
+         "comma-separated modules the zygote imports once"},
+        {"uid-base", "PYEXECD_UID_BASE", OPT_U32, offsetof(Config, uid_base), 1, UINT32_MAX - 65536,
+         "sandbox slot N runs as uid and gid UID_BASE+N"},
+        {"log-format", "PYEXECD_LOG_FORMAT", OPT_LOG_FORMAT, offsetof(Config, log_format), 0, 0,
+         "auto, json or text"},
+        {"log-level", "PYEXECD_LOG_LEVEL", OPT_LOG_LEVEL, offsetof(Config, log_level), 0, 0,
+         "debug, info, warning or error"},
+};
+
+static const char *const log_format_names[] = {"auto", "json", "text"};
+static const char *const log_level_names[] = {"debug", "info", "warning", "error"};
+
+void config_defaults(Config *ret)
+{
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+        *ret = (Config){
+                .listen = "0.0.0.0",
+                .port = 8080,
+                .timeout_ms = 10000,
+                .memory_mb = 256,
+                .output_limit = 1 * MiB,
+                .result_limit = 8 * MiB,
+                .max_body = 1 * MiB,
+                .concurrency = ncpu > 0 ? (unsigned) MIN(ncpu, 1024) : 1,
+                .queue_size = 100,
+                .max_connections = 1024,
+                .preload = "numpy,pandas",
+                .uid_base = 100000,
+                .log_format = LOG_FORMAT_AUTO,
+                .log_level = LOG_LEVEL_INFO,
+        };
+}
+
+static int parse_u64(const char *s, uint64_t *ret)
+{
+        char *end;
+        unsigned long long v;
+
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0 || *end != '\0')
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+/* "10", "2.5", "2.5s", "500ms" -> milliseconds. */
+static int parse_duration_ms(const char *s, uint64_t *ret)
+{
+        char *end;
+        double v, scale = 1000.0;
+
+        if ((*s < '0' || *s > '9') && *s != '.')
+                return -EINVAL;
+        errno = 0;
+        v = strtod(s, &end);
+        if (errno != 0 || end == s || !isfinite(v) || v < 0)
+                return -EINVAL;
+        if (strcmp(end, "ms") == 0)
+                scale = 1.0;
+        else if (strcmp(end, "s") != 0 && *end != '\0')
+                return -EINVAL;
+        v *= scale;
+        if (v > (double) UINT32_MAX)
+                return -ERANGE;
+        *ret = (uint64_t) llround(v);
+        return 0;
+}
+
+/* "1048576", "512K", "1M", "1G" (binary units, optional "iB"/"B") -> bytes. */
+static int parse_size(const char *s, uint64_t *ret)
+{
+        char *end;
+        unsigned long long v;
+        uint64_t mult = 1;
+
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0)
+                return -EINVAL;
+        switch (*end) {
+        case 'K':
+        case 'k':
+                mult = KiB, end++;
+                break;
+        case 'M':
+        case 'm':
+                mult = MiB, end++;
+                break;
+        case 'G':
+        case 'g':
+                mult = GiB, end++;
+                break;
+        default:
+                break;
+        }
+        if (mult > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0))
+                end += strlen(end);
+        if (*end != '\0')
+                return -EINVAL;
+        if (v > UINT64_MAX / mult)
+                return -ERANGE;
+        *ret = v * mult;
+        return 0;
+}
+
+static int parse_name(const char *s, const char *const *names, size_t n, int *ret)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(s, names[i]) == 0) {
+                        *ret = (int) i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static bool preload_valid(const char *s)
+{
+        /* Comma-separated dotted module names; nothing that could be more than an import. */
+        bool start = true;
+
+        for (; *s; s++) {
+                char c = *s;
+                if (c == ',' || c == '.') {
+                        if (start)
+                                return false;
+                        start = true;
+                        continue;
+                }
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+                      (!start && c >= '0' && c <= '9')))
+                        return false;
+                start = false;
+        }
+        return !start;
+}
+
+static int apply(Config *c, const Option *o, const char *value, const char *source, char *errbuf,
+                 size_t errlen)
+{
+        char *field = (char *) c + o->offset;
+        uint64_t v = 0;
+        int r = 0, idx;
+
+        switch (o->type) {
+        case OPT_ADDRESS: {
+                unsigned char tmp[sizeof(struct in6_addr)];
+                if (strlen(value) >= CONFIG_LISTEN_MAX ||
+                    (inet_pton(AF_INET, value, tmp) != 1 && inet_pton(AF_INET6, value, tmp) != 1))
+                        goto invalid;
+                memcpy(field, value, strlen(value) + 1);
+                return 0;
+        }
+        case OPT_PRELOAD:
+                if (strlen(value) >= CONFIG_PRELOAD_MAX || (*value && !preload_valid(value)))
+                        goto invalid;
+                memcpy(field, value, strlen(value) + 1);
+                return 0;
+        case OPT_LOG_FORMAT:
+                if (parse_name(value, log_format_names, ELEMENTSOF(log_format_names), &idx) < 0)
+                        goto invalid;
+                *(LogFormat *) (void *) field = (LogFormat) idx;
+                return 0;
+        case OPT_LOG_LEVEL:
+                if (parse_name(value, log_level_names, ELEMENTSOF(log_level_names), &idx) < 0)
+                        goto invalid;
+                *(LogLevel *) (void *) field = (LogLevel) idx;
+                return 0;
+        case OPT_DURATION:
+                r = parse_duration_ms(value, &v);
+                break;
+        case OPT_SIZE:
+                r = parse_size(value, &v);
+                break;
+        case OPT_PORT:
+        case OPT_U32:
+        case OPT_UNSIGNED:
+                r = parse_u64(value, &v);
+                break;
+        }
+        if (r < 0)
+                goto invalid;
+        if (v < o->min || v > o->max) {
+                (void) snprintf(errbuf, errlen,
+                                "%s: %s=\"%.64s\" is out of range (%" PRIu64 "..%" PRIu64 ")",
+                                source, o->flag, value, o->min, o->max);
+                return 1;
+        }
+        switch (o->type) {
+        case OPT_PORT:
+                *(uint16_t *) (void *) field = (uint16_t) v;
+                break;
+        case OPT_DURATION:
+        case OPT_U32:
+                *(uint32_t *) (void *) field = (uint32_t) v;
+                break;
+        case OPT_UNSIGNED:
+                *(unsigned *) (void *) field = (unsigned) v;
+                break;
+        case OPT_SIZE:
+                *(size_t *) (void *) field = (size_t) v;
+                break;
+        default:
+                break;
+        }
+        return 0;
+
+invalid:
+        (void) snprintf(errbuf, errlen, "%s: invalid value \"%.64s\" for %s (%s)", source, value,
+                        o->flag, o->help);
+        return 1;
+}
+
+static const Option *option_by_flag(const char *name, size_t len)
+{
+        for (size_t i = 0; i < ELEMENTSOF(options); i++)
+                if (strlen(options[i].flag) == len && strncmp(options[i].flag, name, len) == 0)
+                        return &options[i];
+        return NULL;
+}
+
+static const char *env_lookup(char *const *envp, const char *name)
+{
+        size_t n = strlen(name);
+
+        for (char *const *e = envp; e && *e; e++)
+                if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+                        return *e + n + 1;
+        return NULL;
+}
+
+int config_parse(int argc, char *const *argv, char *const *envp, Config *ret,
+                 ConfigInvocation *ret_inv, char *errbuf, size_t errlen)
+{
+        Config c;
+        ConfigInvocation inv = {.action = CONFIG_ACTION_SERVE};
+        bool print = false;
+        int r;
+
+        config_defaults(&c);
+
+        for (size_t i = 0; i < ELEMENTSOF(options); i++) {
+                const char *v = env_lookup(envp, options[i].env);
+                if (!v)
+                        continue;
+                r = apply(&c, &options[i], v, options[i].env, errbuf, errlen);
+                if (r != 0)
+                        return r;
+        }
+
+        for (int i = 1; i < argc; i++) {
+                const char *a = argv[i];
+
+                if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+                        inv.action = CONFIG_ACTION_HELP;
+                        *ret = c, *ret_inv = inv;
+                        return 0;
+                }
+                if (strcmp(a, "--version") == 0) {
+                        inv.action = CONFIG_ACTION_VERSION;
+                        *ret = c, *ret_inv = inv;
+                        return 0;
+                }
+                if (strcmp(a, "--print-config") == 0) {
+                        print = true;
+                        continue;
+                }
+                if (strncmp(a, "--", 2) == 0 && a[2] != '\0') {
+                        const char *name = a + 2, *eq = strchr(name, '='), *value;
+                        const Option *o =
+                                option_by_flag(name, eq ? (size_t) (eq - name) : strlen(name));
+                        if (!o) {
+                                (void) snprintf(errbuf, errlen, "unknown option \"%.64s\"", a);
+                                return 1;
+                        }
+                        if (eq)
+                                value = eq + 1;
+                        else if (i + 1 < argc)
+                                value = argv[++i];
+                        else {
+                                (void) snprintf(errbuf, errlen, "option --%s needs a value",
+                                                o->flag);
+                                return 1;
+                        }
+                        r = apply(&c, o, value, "command line", errbuf, errlen);
+                        if (r != 0)
+                                return r;
+                        continue;
+                }
+                /* Positional: only `exec FILE`. "-" is a file name here (stdin). */
+                if (inv.action == CONFIG_ACTION_SERVE && strcmp(a, "exec") == 0) {
+                        inv.action = CONFIG_ACTION_EXEC;
+                        continue;
+                }
+                if (inv.action == CONFIG_ACTION_EXEC && inv.exec_path[0] == '\0') {
+                        if (strlen(a) >= sizeof(inv.exec_path)) {
+                                (void) snprintf(errbuf, errlen, "file name too long");
+                                return 1;
+                        }
+                        memcpy(inv.exec_path, a, strlen(a) + 1);
+                        continue;
+                }
+                (void) snprintf(errbuf, errlen, "unexpected argument \"%.64s\"", a);
+                return 1;
+        }
+
+        if (inv.action == CONFIG_ACTION_EXEC && inv.exec_path[0] == '\0') {
+                (void) snprintf(errbuf, errlen, "exec needs a script file (or - for stdin)");
+                return 1;
+        }
+        if ((uint64_t) c.uid_base + c.concurrency > UINT32_MAX - 1) {
+                (void) snprintf(errbuf, errlen, "uid-base + concurrency overflows the uid range");
+                return 1;
+        }
+        if (print)
+                inv.action = CONFIG_ACTION_PRINT;
+
+        *ret = c;
+        *ret_inv = inv;
+        return 0;
+}
+
+void config_print_json(const Config *c, FILE *f)
+{
+        char esc[CONFIG_PRELOAD_MAX * 6];
+
+        (void) fprintf(f, "{\"listen\":\"%s\",\"port\":%u", c->listen, c->port);
+        (void) fprintf(f, ",\"timeout\":%.3f", c->timeout_ms / 1000.0);
+        (void) fprintf(f, ",\"memory_mb\":%" PRIu32, c->memory_mb);
+        (void) fprintf(f, ",\"output_limit\":%zu,\"result_limit\":%zu,\"max_body\":%zu",
+                       c->output_limit, c->result_limit, c->max_body);
+        (void) fprintf(f, ",\"concurrency\":%u,\"queue_size\":%u,\"max_connections\":%u",
+                       c->concurrency, c->queue_size, c->max_connections);
+        (void) json_escape(esc, sizeof(esc), c->preload);
+        (void) fprintf(f, ",\"preload\":\"%s\",\"uid_base\":%" PRIu32, esc, c->uid_base);
+        (void) fprintf(f, ",\"log_format\":\"%s\",\"log_level\":\"%s\"}\n",
+                       log_format_names[c->log_format], log_level_names[c->log_level]);
+}
+
+void config_print_help(FILE *f, const char *argv0)
+{
+        Config d;
+
+        config_defaults(&d);
+        (void) fprintf(f,
+                       "Usage: %s [OPTIONS]            serve POST /execute over HTTP\n"
+                       "       %s exec [OPTIONS] FILE  run one script (FILE or - for stdin),\n"
+                       "                                print the response JSON\n\n"
+                       "Options (each also read from the environment variable shown):\n",
+                       argv0, argv0);
+        for (size_t i = 0; i < ELEMENTSOF(options); i++)
+                (void) fprintf(f, "  --%-17s %-24s %s\n", options[i].flag, options[i].env,
+                               options[i].help);
+        (void) fprintf(f, "  --print-config                             print the effective "
+                          "configuration as JSON and exit\n"
+                          "  --help, --version\n\nDefaults:\n  ");
+        config_print_json(&d, f);
+}

@@ -1,0 +1,61 @@
+/* The service's configuration: defaults, then the environment (PORT, PYEXECD_*), then
+ * command-line flags, validated into one Config that is read-only afterwards. This module
+ * is the only reader of the environment. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "util/log.h"
+
+#define CONFIG_PRELOAD_MAX 512
+#define CONFIG_LISTEN_MAX  64
+#define CONFIG_PATH_MAX    4096
+
+typedef struct Config {
+        char listen[CONFIG_LISTEN_MAX];   /* numeric IPv4 or IPv6 address */
+        uint16_t port;                    /* 0: any free port (logged at start) */
+        uint32_t timeout_ms;              /* maximum (and default) wall-clock time per script */
+        uint32_t memory_mb;               /* maximum (and default) memory per script */
+        size_t output_limit;              /* bytes kept of stdout and of stderr, each */
+        size_t result_limit;              /* bytes of encoded main() result */
+        size_t max_body;                  /* bytes of request body */
+        unsigned concurrency;             /* sandboxes running at once */
+        unsigned queue_size;              /* requests waiting for a sandbox */
+        unsigned max_connections;         /* open HTTP connections */
+        char preload[CONFIG_PRELOAD_MAX]; /* comma-separated modules imported by the zygote */
+        uint32_t uid_base;                /* sandbox slot N runs as uid/gid uid_base + N */
+        LogFormat log_format;
+        LogLevel log_level;
+} Config;
+
+typedef enum ConfigAction {
+        CONFIG_ACTION_SERVE,
+        CONFIG_ACTION_EXEC, /* `pyexecd exec FILE|-`: run one script, print the response */
+        CONFIG_ACTION_HELP,
+        CONFIG_ACTION_VERSION,
+        CONFIG_ACTION_PRINT,
+} ConfigAction;
+
+typedef struct ConfigInvocation {
+        ConfigAction action;
+        char exec_path[CONFIG_PATH_MAX]; /* with CONFIG_ACTION_EXEC; "-" is stdin */
+} ConfigInvocation;
+
+/* Fills *ret with the defaults (before environment and flags). */
+void config_defaults(Config *ret);
+
+/* Builds the configuration from `envp` (NULL-terminated "KEY=value" strings) and argv.
+ * Returns 0 on success; a positive value when the input is invalid, with a human message
+ * in errbuf; -errno on internal failure. *ret and *ret_inv are written only on success. */
+int config_parse(int argc, char *const *argv, char *const *envp, Config *ret,
+                 ConfigInvocation *ret_inv, char *errbuf, size_t errlen);
+
+/* Writes the effective configuration as one JSON object (for --print-config). */
+void config_print_json(const Config *c, FILE *f);
+
+/* Writes the --help text. */
+void config_print_help(FILE *f, const char *argv0);

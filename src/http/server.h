@@ -1,0 +1,24 @@
+/* The HTTP front: libmicrohttpd's daemon, routing, request bodies, responses. The only
+ * user of microhttpd.h. A POST /execute connection is suspended while its script runs
+ * and resumed by the executor's completion callback, so no thread waits per request. */
+#pragma once
+
+#include <stdint.h>
+
+#include "config/config.h"
+#include "pool/executor.h"
+
+typedef struct Server Server;
+
+/* Starts listening (port 0: any free port). Returns 0 or -errno. */
+int server_start(const Config *cfg, Executor *ex, Server **ret);
+
+/* The port actually bound. */
+uint16_t server_port(const Server *s);
+
+/* Stops accepting new connections (in-flight requests continue). */
+void server_quiesce(Server *s);
+
+/* Stops the daemon. Every suspended connection must have been resumed (executor shut
+ * down) first. NULL is fine. */
+void server_stop(Server *s);

@@ -1,0 +1,944 @@
+/* See executor.h.
+ *
+ * Threads: callers touch only `lock`-protected fields (the submission queue, the admission
+ * count, `stopping`); everything else belongs to the executor thread. A job moves
+ *
+ *   QUEUED -> SPAWNING -> HELLO -> RUNNING -> (finished)
+ *
+ * and is finished only when the zygote has reaped its sandbox and every one of its
+ * descriptors reached EOF. Since the sandbox is PID 1 of its own pid namespace, its exit
+ * means that every process the script started is dead too.
+ *
+ * Slots: a running job holds one of cfg->concurrency slots; the slot picks the sandbox's
+ * uid. A slot is reused only after its previous sandbox was reaped. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pool/executor.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/fd.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "zygote/zygote.h"
+
+#define SETUP_GRACE_USEC       (10ULL * 1000000) /* spawn + sandbox set-up, at most */
+#define READY_TIMEOUT_MS       120000            /* first zygote start (imports pandas) */
+#define RESTART_MIN_USEC       (100ULL * 1000)
+#define RESTART_MAX_USEC       (5ULL * 1000000)
+#define READ_CHUNK             65536
+#define FRAME_HEADER_ALLOWANCE 65536 /* result frame = header line + result */
+
+typedef enum JobState {
+        JOB_QUEUED,
+        JOB_SPAWNING, /* SPAWN sent, waiting for the zygote's SPAWNED */
+        JOB_HELLO,    /* sandbox created, waiting for its set-up report */
+        JOB_RUNNING,  /* job sent (or being sent); collecting output */
+} JobState;
+
+typedef enum WatchKind {
+        WATCH_WAKE,
+        WATCH_SIGNAL,
+        WATCH_ZYGOTE,
+        WATCH_CTL,
+        WATCH_OUT,
+        WATCH_ERR,
+} WatchKind;
+
+typedef struct Job Job;
+
+typedef struct Watch {
+        WatchKind kind;
+        Job *job;
+} Watch;
+
+struct Job {
+        Job *next; /* in the submission queue, then in the graveyard */
+        uint64_t token;
+        char *script;
+        size_t script_len;
+        uint32_t timeout_ms;
+        uint32_t memory_mb;
+        char request_id[64];
+        ExecDoneFn done;
+        void *userdata;
+
+        JobState state;
+        unsigned slot;
+        pid_t pid;
+        int pidfd, ctl, out, err;
+        Watch w_ctl, w_out, w_err;
+
+        SandboxHello hello;
+        size_t hello_got;
+        SandboxJob header;
+        size_t sent; /* bytes of header + script written */
+
+        Buf out_buf, err_buf, frame;
+        bool exited;
+        int wait_status;
+        bool killed;
+        ExecEnd end;
+        const char *internal_what;
+        int internal_errno;
+        uint64_t deadline_usec;
+        uint64_t started_usec, finished_usec;
+        bool finished; /* answered; freed at the end of the event batch */
+};
+
+typedef enum ZygoteState {
+        ZYGOTE_DOWN,
+        ZYGOTE_STARTING,
+        ZYGOTE_UP,
+} ZygoteState;
+
+struct Executor {
+        const Config *cfg;
+        pthread_t thread;
+        bool thread_started;
+
+        /* Shared with submitting threads, under `lock`. */
+        pthread_mutex_t lock;
+        Job *queue_head, *queue_tail;
+        unsigned admitted; /* submitted and not yet finished */
+        bool stopping;
+        uint64_t stop_deadline_usec;
+        bool zygote_ready; /* mirror of zygote_state == ZYGOTE_UP */
+
+        /* Executor thread only (and the constructor before it starts). */
+        int epfd, wakefd, sigfd;
+        Watch w_wake, w_signal, w_zygote;
+        Job **slots;
+        unsigned running;
+        uint64_t next_token;
+        ZygoteState zygote_state;
+        pid_t zygote_pid;
+        int zygote_sock;
+        uint64_t zygote_vm_size;
+        uint64_t restart_at_usec, restart_backoff_usec;
+        Job *graveyard; /* finished jobs whose watches may still be in the event batch */
+};
+
+static int epoll_add(Executor *ex, int fd, uint32_t events, Watch *w)
+{
+        struct epoll_event ev = {.events = events, .data.ptr = w};
+        return epoll_ctl(ex->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static int epoll_mod(Executor *ex, int fd, uint32_t events, Watch *w)
+{
+        struct epoll_event ev = {.events = events, .data.ptr = w};
+        return epoll_ctl(ex->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
+/* Stops watching and closes one of a job's descriptors. */
+static void job_close_fd(Executor *ex, int *fd)
+{
+        if (*fd < 0)
+                return;
+        (void) epoll_ctl(ex->epfd, EPOLL_CTL_DEL, *fd, NULL);
+        *fd = safe_close(*fd);
+}
+
+static void job_free(Job *j)
+{
+        if (!j)
+                return;
+        free(j->script);
+        buf_free(&j->out_buf);
+        buf_free(&j->err_buf);
+        buf_free(&j->frame);
+        free(j);
+}
+
+static void job_kill(Job *j)
+{
+        if (j->killed || j->pidfd < 0 || j->exited)
+                return;
+        /* The pidfd names this very process: no pid-reuse race. */
+        if (syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+                log_errno(LOG_LEVEL_ERROR, errno, j->request_id, "Failed to kill sandbox %d",
+                          (int) j->pid);
+        j->killed = true;
+}
+
+/* Ends a job for a reason of the service (not of the script). */
+static void job_fail(Job *j, const char *what, int err)
+{
+        if (j->end == EXEC_END_NORMAL) {
+                j->end = EXEC_END_INTERNAL;
+                j->internal_what = what;
+                j->internal_errno = err < 0 ? -err : err;
+        }
+        job_kill(j);
+}
+
+static void job_end(Job *j, ExecEnd end)
+{
+        if (j->end == EXEC_END_NORMAL)
+                j->end = end;
+        job_kill(j);
+}
+
+static void finish(Executor *ex, Job *j)
+{
+        ExecOutcome o = {
+                .end = j->end,
+                .request_id = j->request_id,
+                .have_status = j->exited && j->wait_status >= 0,
+                .wait_status = j->wait_status,
+                .setup_stage = j->hello.stage,
+                .setup_errno = j->hello.err,
+                .internal_what = j->internal_what,
+                .internal_errno = j->internal_errno,
+                .frame = j->frame.data,
+                .frame_len = j->frame.len,
+                .out = j->out_buf.data,
+                .out_len = j->out_buf.len,
+                .out_truncated = j->out_buf.truncated,
+                .err = j->err_buf.data,
+                .err_len = j->err_buf.len,
+                .err_truncated = j->err_buf.truncated,
+                .timeout_ms = j->timeout_ms,
+        };
+        uint64_t end_usec = j->finished_usec ? j->finished_usec : now_usec();
+
+        if (j->started_usec)
+                o.duration_ms = (double) (end_usec - j->started_usec) / 1000.0;
+
+        job_close_fd(ex, &j->ctl);
+        job_close_fd(ex, &j->out);
+        job_close_fd(ex, &j->err);
+        j->pidfd = safe_close(j->pidfd);
+        if (j->state != JOB_QUEUED) {
+                ex->slots[j->slot] = NULL;
+                ex->running--;
+        }
+
+        j->done(&o, j->userdata);
+        j->finished = true;
+        j->next = ex->graveyard;
+        ex->graveyard = j;
+
+        (void) pthread_mutex_lock(&ex->lock);
+        ex->admitted--;
+        (void) pthread_mutex_unlock(&ex->lock);
+}
+
+static void maybe_finish(Executor *ex, Job *j)
+{
+        if (j->finished || j->state == JOB_SPAWNING)
+                return; /* the zygote still owes us an answer */
+        if (j->exited && j->ctl < 0 && j->out < 0 && j->err < 0)
+                finish(ex, j);
+}
+
+/* ---- the zygote ---------------------------------------------------------------------- */
+
+static void zygote_set_ready(Executor *ex, bool ready)
+{
+        (void) pthread_mutex_lock(&ex->lock);
+        ex->zygote_ready = ready;
+        (void) pthread_mutex_unlock(&ex->lock);
+}
+
+static int zygote_start(Executor *ex)
+{
+        int r = zygote_launch(ex->cfg, &ex->zygote_pid, &ex->zygote_sock);
+        if (r < 0)
+                return r;
+        r = fd_set_nonblock(ex->zygote_sock);
+        if (r < 0)
+                return r;
+        ex->zygote_state = ZYGOTE_STARTING;
+        return epoll_add(ex, ex->zygote_sock, EPOLLIN, &ex->w_zygote);
+}
+
+/* The zygote is gone (or broke the protocol): every sandbox it made is dead or dying (they
+ * have PR_SET_PDEATHSIG), and no exit status will ever come for them. */
+static void zygote_lost(Executor *ex, const char *why)
+{
+        if (ex->zygote_state == ZYGOTE_DOWN)
+                return;
+        log_event(LOG_LEVEL_ERROR, NULL, NULL, "zygote %d lost: %s; restarting",
+                  (int) ex->zygote_pid, why);
+        zygote_set_ready(ex, false);
+        (void) epoll_ctl(ex->epfd, EPOLL_CTL_DEL, ex->zygote_sock, NULL);
+        ex->zygote_sock = safe_close(ex->zygote_sock);
+        if (ex->zygote_pid > 0)
+                (void) kill(ex->zygote_pid, SIGKILL); /* reaped by the SIGCHLD handler */
+        ex->zygote_state = ZYGOTE_DOWN;
+        ex->restart_at_usec = now_usec() + ex->restart_backoff_usec;
+        ex->restart_backoff_usec = MIN(ex->restart_backoff_usec * 2, RESTART_MAX_USEC);
+
+        for (unsigned i = 0; i < ex->cfg->concurrency; i++) {
+                Job *j = ex->slots[i];
+                if (!j)
+                        continue;
+                job_fail(j, "the zygote died", EPIPE);
+                j->exited = true;
+                j->wait_status = -1;
+                if (j->state == JOB_SPAWNING)
+                        j->state = JOB_HELLO; /* no descriptors will come */
+                maybe_finish(ex, j);
+        }
+}
+
+static Job *job_by_token(Executor *ex, uint64_t token)
+{
+        for (unsigned i = 0; i < ex->cfg->concurrency; i++)
+                if (ex->slots[i] && ex->slots[i]->token == token)
+                        return ex->slots[i];
+        return NULL;
+}
+
+static Job *job_by_pid(Executor *ex, pid_t pid)
+{
+        for (unsigned i = 0; i < ex->cfg->concurrency; i++)
+                if (ex->slots[i] && ex->slots[i]->state != JOB_SPAWNING && ex->slots[i]->pid == pid)
+                        return ex->slots[i];
+        return NULL;
+}
+
+static void on_spawned(Executor *ex, const ZygoteMsg *m, int *fds)
+{
+        Job *j = job_by_token(ex, m->token);
+        int r;
+
+        if (!j || j->state != JOB_SPAWNING) {
+                /* Not ours (cannot happen with a sane zygote): kill it, drop the fds. */
+                (void) syscall(SYS_pidfd_send_signal, fds[SANDBOX_FD_PIDFD], SIGKILL, NULL, 0);
+                for (int i = 0; i < SANDBOX_N_FDS; i++)
+                        (void) safe_close(fds[i]);
+                return;
+        }
+        j->state = JOB_HELLO;
+        j->pid = m->pid;
+        j->pidfd = fds[SANDBOX_FD_PIDFD];
+        j->ctl = fds[SANDBOX_FD_CTL];
+        j->out = fds[SANDBOX_FD_STDOUT];
+        j->err = fds[SANDBOX_FD_STDERR];
+        if ((r = fd_set_nonblock(j->ctl)) < 0 || (r = fd_set_nonblock(j->out)) < 0 ||
+            (r = fd_set_nonblock(j->err)) < 0 ||
+            (r = epoll_add(ex, j->ctl, EPOLLIN, &j->w_ctl)) < 0 ||
+            (r = epoll_add(ex, j->out, EPOLLIN, &j->w_out)) < 0 ||
+            (r = epoll_add(ex, j->err, EPOLLIN, &j->w_err)) < 0) {
+                job_fail(j, "watching the sandbox", r);
+                /* Without the watches no EOF will be seen: close now, wait for the exit. */
+                job_close_fd(ex, &j->ctl);
+                job_close_fd(ex, &j->out);
+                job_close_fd(ex, &j->err);
+        }
+}
+
+static void on_zygote_message(Executor *ex, const ZygoteMsg *m, int *fds, size_t n_fds)
+{
+        Job *j;
+
+        switch (m->type) {
+        case ZYGOTE_SPAWNED:
+                if (n_fds != SANDBOX_N_FDS)
+                        break;
+                on_spawned(ex, m, fds);
+                return;
+        case ZYGOTE_SPAWN_FAILED:
+                j = job_by_token(ex, m->token);
+                if (!j || j->state != JOB_SPAWNING || n_fds != 0)
+                        break;
+                j->state = JOB_HELLO;
+                job_fail(j, "creating the sandbox", m->status);
+                j->exited = true;
+                j->wait_status = -1;
+                maybe_finish(ex, j);
+                return;
+        case ZYGOTE_EXITED:
+                if (n_fds != 0)
+                        break;
+                j = job_by_pid(ex, m->pid);
+                if (!j)
+                        return; /* a sandbox we already gave up on */
+                j->exited = true;
+                j->wait_status = m->status;
+                maybe_finish(ex, j);
+                return;
+        default:
+                break;
+        }
+        for (size_t i = 0; i < n_fds; i++)
+                (void) safe_close(fds[i]);
+        zygote_lost(ex, "protocol violation");
+}
+
+static void on_zygote(Executor *ex, uint32_t events)
+{
+        for (;;) {
+                union {
+                        ZygoteMsg msg;
+                        ZygoteReady ready;
+                } u;
+                int fds[SANDBOX_N_FDS];
+                size_t n_fds = 0;
+                ssize_t n;
+
+                if (ex->zygote_state == ZYGOTE_STARTING) {
+                        int r = zygote_read_ready(ex->zygote_sock, &u.ready);
+                        if (r == -EAGAIN)
+                                return;
+                        if (r < 0) {
+                                zygote_lost(ex, r == -EPIPE ? "exited during start-up"
+                                                            : "failed to start");
+                                return;
+                        }
+                        ex->zygote_state = ZYGOTE_UP;
+                        ex->zygote_vm_size = u.ready.vm_size;
+                        ex->restart_backoff_usec = RESTART_MIN_USEC;
+                        zygote_set_ready(ex, true);
+                        log_info("zygote %d ready", (int) ex->zygote_pid);
+                        continue;
+                }
+                n = recv_with_fds(ex->zygote_sock, &u.msg, sizeof(u.msg), fds, SANDBOX_N_FDS,
+                                  &n_fds);
+                if (n == -EAGAIN)
+                        return;
+                if (n <= 0) {
+                        zygote_lost(ex, n == 0 ? "connection closed" : "receive failed");
+                        return;
+                }
+                if ((size_t) n != sizeof(u.msg) || u.msg.magic != ZYGOTE_MAGIC) {
+                        for (size_t i = 0; i < n_fds; i++)
+                                (void) safe_close(fds[i]);
+                        zygote_lost(ex, "malformed message");
+                        return;
+                }
+                on_zygote_message(ex, &u.msg, fds, n_fds);
+                if (ex->zygote_state != ZYGOTE_UP)
+                        return;
+        }
+        (void) events;
+}
+
+static void on_sigchld(Executor *ex)
+{
+        struct signalfd_siginfo si;
+
+        while (read(ex->sigfd, &si, sizeof(si)) == sizeof(si))
+                ;
+        /* Our only own child is the zygote. If we are PID 1 (a container without an init),
+         * orphans are re-parented to us as well: reap them too. */
+        for (;;) {
+                int status;
+                pid_t pid = waitpid(-1, &status, WNOHANG);
+                if (pid <= 0)
+                        return;
+                if (pid == ex->zygote_pid) {
+                        ex->zygote_pid = 0;
+                        zygote_lost(ex,
+                                    WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "exited");
+                }
+        }
+}
+
+/* ---- sandboxes ----------------------------------------------------------------------- */
+
+static void send_job(Executor *ex, Job *j)
+{
+        size_t total = sizeof(j->header) + j->script_len;
+
+        while (j->sent < total) {
+                const char *p;
+                size_t n;
+                if (j->sent < sizeof(j->header)) {
+                        p = (const char *) &j->header + j->sent;
+                        n = sizeof(j->header) - j->sent;
+                } else {
+                        p = j->script + (j->sent - sizeof(j->header));
+                        n = total - j->sent;
+                }
+                ssize_t k = send(j->ctl, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0 && errno == EAGAIN) {
+                        (void) epoll_mod(ex, j->ctl, EPOLLIN | EPOLLOUT, &j->w_ctl);
+                        return;
+                }
+                if (k < 0) {
+                        /* The sandbox died (EPIPE); its exit status tells the rest. */
+                        j->sent = total;
+                        break;
+                }
+                j->sent += (size_t) k;
+        }
+        (void) epoll_mod(ex, j->ctl, EPOLLIN, &j->w_ctl);
+        free(j->script); /* no longer needed: the sandbox has it */
+        j->script = NULL;
+}
+
+static void on_hello(Executor *ex, Job *j)
+{
+        if (j->hello.magic != SANDBOX_MAGIC) {
+                job_fail(j, "sandbox protocol violation", EPROTO);
+                return;
+        }
+        if (j->hello.stage != 0) {
+                log_event(LOG_LEVEL_ERROR, j->request_id, NULL,
+                          "Sandbox set-up failed at stage %d: %s", (int) j->hello.stage,
+                          strerror(j->hello.err));
+                job_end(j, EXEC_END_SETUP_FAILED);
+                return;
+        }
+        j->state = JOB_RUNNING;
+        j->started_usec = now_usec();
+        j->deadline_usec = j->started_usec + (uint64_t) j->timeout_ms * 1000;
+        send_job(ex, j);
+}
+
+/* Reads what is available on one stream into its buffer. Returns true at EOF. */
+static bool drain(int fd, Buf *b, bool *ret_over)
+{
+        char chunk[READ_CHUNK];
+
+        for (int rounds = 0; rounds < 16; rounds++) {
+                ssize_t k = read(fd, chunk, sizeof(chunk));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return errno != EAGAIN;
+                if (k == 0)
+                        return true;
+                if (buf_append(b, chunk, (size_t) k) != 0)
+                        *ret_over = true;
+        }
+        return false;
+}
+
+static void on_ctl(Executor *ex, Job *j, uint32_t events)
+{
+        bool over = false;
+
+        if (events & EPOLLOUT && j->state == JOB_RUNNING)
+                send_job(ex, j);
+
+        if (j->state == JOB_HELLO) {
+                ssize_t k = read(j->ctl, (char *) &j->hello + j->hello_got,
+                                 sizeof(j->hello) - j->hello_got);
+                if (k < 0 && (errno == EAGAIN || errno == EINTR))
+                        return;
+                if (k <= 0) {
+                        /* Died before reporting: the exit status will say how. */
+                        job_close_fd(ex, &j->ctl);
+                        if (!j->exited)
+                                job_fail(j, "the sandbox died during set-up", EPIPE);
+                        maybe_finish(ex, j);
+                        return;
+                }
+                j->hello_got += (size_t) k;
+                if (j->hello_got == sizeof(j->hello))
+                        on_hello(ex, j);
+                return;
+        }
+
+        if (drain(j->ctl, &j->frame, &over)) {
+                j->finished_usec = now_usec();
+                job_close_fd(ex, &j->ctl);
+        }
+        if (over)
+                job_end(j, EXEC_END_RESULT_LIMIT);
+        maybe_finish(ex, j);
+}
+
+static void on_stream(Executor *ex, Job *j, int *fd, Buf *b)
+{
+        bool over = false;
+
+        if (drain(*fd, b, &over))
+                job_close_fd(ex, fd);
+        if (over)
+                job_end(j, EXEC_END_OUTPUT_LIMIT);
+        maybe_finish(ex, j);
+}
+
+/* ---- the loop ------------------------------------------------------------------------ */
+
+static void start_jobs(Executor *ex)
+{
+        while (ex->zygote_state == ZYGOTE_UP && ex->running < ex->cfg->concurrency) {
+                Job *j;
+                unsigned slot;
+
+                (void) pthread_mutex_lock(&ex->lock);
+                j = ex->queue_head;
+                if (j) {
+                        ex->queue_head = j->next;
+                        if (!ex->queue_head)
+                                ex->queue_tail = NULL;
+                }
+                (void) pthread_mutex_unlock(&ex->lock);
+                if (!j)
+                        return;
+
+                for (slot = 0; ex->slots[slot]; slot++)
+                        ;
+                j->slot = slot;
+                j->state = JOB_SPAWNING;
+                j->deadline_usec = now_usec() + SETUP_GRACE_USEC;
+                ex->slots[slot] = j;
+                ex->running++;
+
+                ZygoteMsg m = {
+                        .magic = ZYGOTE_MAGIC,
+                        .type = ZYGOTE_SPAWN,
+                        .token = j->token,
+                        .slot = slot,
+                };
+                int r = send_with_fds(ex->zygote_sock, &m, sizeof(m), NULL, 0);
+                if (r < 0) {
+                        zygote_lost(ex, "send failed");
+                        return;
+                }
+        }
+}
+
+/* Kills what is over its deadline; returns the epoll timeout until the next one (ms). */
+static int check_deadlines(Executor *ex)
+{
+        uint64_t now = now_usec(), next = UINT64_MAX;
+
+        for (unsigned i = 0; i < ex->cfg->concurrency; i++) {
+                Job *j = ex->slots[i];
+                if (!j || j->killed || j->exited)
+                        continue;
+                if (now >= j->deadline_usec) {
+                        if (j->state == JOB_RUNNING)
+                                job_end(j, EXEC_END_TIMEOUT);
+                        else
+                                job_fail(j, "sandbox set-up took too long", ETIMEDOUT);
+                        continue;
+                }
+                next = MIN(next, j->deadline_usec);
+        }
+        if (ex->zygote_state == ZYGOTE_DOWN)
+                next = MIN(next, ex->restart_at_usec);
+        (void) pthread_mutex_lock(&ex->lock);
+        if (ex->stopping) {
+                if (now >= ex->stop_deadline_usec) {
+                        for (unsigned i = 0; i < ex->cfg->concurrency; i++)
+                                if (ex->slots[i])
+                                        job_fail(ex->slots[i], "the service is shutting down",
+                                                 ESHUTDOWN);
+                } else
+                        next = MIN(next, ex->stop_deadline_usec);
+        }
+        (void) pthread_mutex_unlock(&ex->lock);
+
+        if (next == UINT64_MAX)
+                return -1;
+        return next <= now ? 0 : (int) MIN((next - now + 999) / 1000, 60000);
+}
+
+static void *executor_loop(void *arg)
+{
+        Executor *ex = arg;
+
+        for (;;) {
+                struct epoll_event evs[64];
+                int timeout = check_deadlines(ex);
+                int n = epoll_wait(ex->epfd, evs, ELEMENTSOF(evs), timeout);
+
+                if (n < 0 && errno != EINTR) {
+                        log_errno(LOG_LEVEL_ERROR, errno, NULL, "epoll_wait failed");
+                        (void) usleep(10000);
+                }
+                for (int i = 0; i < n; i++) {
+                        Watch *w = evs[i].data.ptr;
+                        uint32_t e = evs[i].events;
+                        uint64_t v;
+
+                        switch (w->kind) {
+                        case WATCH_WAKE:
+                                (void) !read(ex->wakefd, &v, sizeof(v));
+                                break;
+                        case WATCH_SIGNAL:
+                                on_sigchld(ex);
+                                break;
+                        case WATCH_ZYGOTE:
+                                on_zygote(ex, e);
+                                break;
+                        case WATCH_CTL:
+                                if (!w->job->finished && w->job->ctl >= 0)
+                                        on_ctl(ex, w->job, e);
+                                break;
+                        case WATCH_OUT:
+                                if (!w->job->finished && w->job->out >= 0)
+                                        on_stream(ex, w->job, &w->job->out, &w->job->out_buf);
+                                break;
+                        case WATCH_ERR:
+                                if (!w->job->finished && w->job->err >= 0)
+                                        on_stream(ex, w->job, &w->job->err, &w->job->err_buf);
+                                break;
+                        }
+                }
+                /* Only now no event of the batch can point at a finished job. */
+                while (ex->graveyard) {
+                        Job *j = ex->graveyard;
+                        ex->graveyard = j->next;
+                        job_free(j);
+                }
+
+                if (ex->zygote_state == ZYGOTE_DOWN && now_usec() >= ex->restart_at_usec) {
+                        int r = zygote_start(ex);
+                        if (r < 0) {
+                                log_errno(LOG_LEVEL_ERROR, r, NULL, "Failed to restart the zygote");
+                                ex->zygote_state = ZYGOTE_STARTING; /* so zygote_lost() acts */
+                                zygote_lost(ex, "launch failed");
+                        }
+                }
+                (void) pthread_mutex_lock(&ex->lock);
+                bool stopping = ex->stopping, past = now_usec() >= ex->stop_deadline_usec;
+                bool queue_empty = !ex->queue_head;
+                (void) pthread_mutex_unlock(&ex->lock);
+                if (!(stopping && past))
+                        start_jobs(ex);
+                /* Past the grace period the queued jobs are answered by executor_shutdown(). */
+                if (stopping && ex->running == 0 && (queue_empty || past))
+                        return NULL;
+        }
+}
+
+/* ---- public -------------------------------------------------------------------------- */
+
+int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *userdata)
+{
+        Job *j;
+        uint64_t one = 1;
+        int r = 0;
+
+        j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->script = malloc(p->script_len ? p->script_len : 1);
+        if (!j->script) {
+                free(j);
+                return -ENOMEM;
+        }
+        memcpy(j->script, p->script, p->script_len);
+        j->script_len = p->script_len;
+        j->timeout_ms = p->timeout_ms;
+        j->memory_mb = p->memory_mb;
+        (void) snprintf(j->request_id, sizeof(j->request_id), "%s",
+                        p->request_id ? p->request_id : "");
+        j->done = done;
+        j->userdata = userdata;
+        j->pidfd = j->ctl = j->out = j->err = -EBADF;
+        j->w_ctl = (Watch){WATCH_CTL, j};
+        j->w_out = (Watch){WATCH_OUT, j};
+        j->w_err = (Watch){WATCH_ERR, j};
+        j->header = (SandboxJob){
+                .magic = SANDBOX_MAGIC,
+                .script_len = (uint32_t) p->script_len,
+                .timeout_ms = p->timeout_ms,
+                .memory_mb = p->memory_mb,
+                .result_limit = ex->cfg->result_limit,
+        };
+        buf_init(&j->out_buf, ex->cfg->output_limit);
+        buf_init(&j->err_buf, ex->cfg->output_limit);
+        buf_init(&j->frame, ex->cfg->result_limit + FRAME_HEADER_ALLOWANCE);
+
+        (void) pthread_mutex_lock(&ex->lock);
+        if (ex->stopping)
+                r = EXECUTOR_E_STOPPING;
+        else if (ex->admitted >= ex->cfg->concurrency + ex->cfg->queue_size)
+                r = EXECUTOR_E_OVERLOADED;
+        else {
+                j->token = ++ex->next_token;
+                ex->admitted++;
+                if (ex->queue_tail)
+                        ex->queue_tail->next = j;
+                else
+                        ex->queue_head = j;
+                ex->queue_tail = j;
+        }
+        (void) pthread_mutex_unlock(&ex->lock);
+        if (r != 0) {
+                job_free(j);
+                return r;
+        }
+        if (write(ex->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+                return log_errno(LOG_LEVEL_ERROR, errno, NULL, "Failed to wake the executor");
+        return 0;
+}
+
+bool executor_ready(Executor *ex)
+{
+        bool ready;
+
+        (void) pthread_mutex_lock(&ex->lock);
+        ready = ex->zygote_ready && !ex->stopping;
+        (void) pthread_mutex_unlock(&ex->lock);
+        return ready;
+}
+
+static int wait_first_ready(Executor *ex, char *errbuf, size_t errlen)
+{
+        struct pollfd p = {.fd = ex->zygote_sock, .events = POLLIN};
+        ZygoteReady zr;
+        int r;
+
+        do
+                r = poll(&p, 1, READY_TIMEOUT_MS);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+                return -errno;
+        if (r == 0) {
+                (void) snprintf(errbuf, errlen, "the zygote did not start within %d s",
+                                READY_TIMEOUT_MS / 1000);
+                return -ETIMEDOUT;
+        }
+        r = zygote_read_ready(ex->zygote_sock, &zr);
+        if (r == -EPIPE)
+                (void) snprintf(errbuf, errlen, "the zygote exited during start-up");
+        else if (r == -EPROTO)
+                (void) snprintf(errbuf, errlen, "the zygote sent a malformed message");
+        else if (r < 0)
+                (void) snprintf(errbuf, errlen, "%s", zr.message);
+        if (r < 0)
+                return r;
+        ex->zygote_vm_size = zr.vm_size;
+        ex->zygote_state = ZYGOTE_UP;
+        ex->zygote_ready = true;
+        return 0;
+}
+
+int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
+{
+        Executor *ex;
+        sigset_t mask;
+        int r;
+
+        ex = calloc(1, sizeof(*ex));
+        if (!ex)
+                return -ENOMEM;
+        ex->cfg = cfg;
+        ex->epfd = ex->wakefd = ex->sigfd = ex->zygote_sock = -EBADF;
+        ex->w_wake = (Watch){WATCH_WAKE, NULL};
+        ex->w_signal = (Watch){WATCH_SIGNAL, NULL};
+        ex->w_zygote = (Watch){WATCH_ZYGOTE, NULL};
+        ex->restart_backoff_usec = RESTART_MIN_USEC;
+        (void) pthread_mutex_init(&ex->lock, NULL);
+        ex->slots = calloc(cfg->concurrency, sizeof(Job *));
+        if (!ex->slots) {
+                r = -ENOMEM;
+                goto fail;
+        }
+
+        /* SIGCHLD is taken through a signalfd on the executor thread: block it before any
+         * thread exists, so every thread inherits the mask. */
+        (void) sigemptyset(&mask);
+        (void) sigaddset(&mask, SIGCHLD);
+        if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0) {
+                r = -EINVAL;
+                goto fail;
+        }
+        ex->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        ex->epfd = epoll_create1(EPOLL_CLOEXEC);
+        ex->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (ex->sigfd < 0 || ex->epfd < 0 || ex->wakefd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        if ((r = epoll_add(ex, ex->wakefd, EPOLLIN, &ex->w_wake)) < 0 ||
+            (r = epoll_add(ex, ex->sigfd, EPOLLIN, &ex->w_signal)) < 0)
+                goto fail;
+
+        r = zygote_launch(cfg, &ex->zygote_pid, &ex->zygote_sock);
+        if (r < 0) {
+                (void) snprintf(errbuf, errlen, "cannot start the zygote: %s", strerror(-r));
+                goto fail;
+        }
+        r = wait_first_ready(ex, errbuf, errlen);
+        if (r < 0)
+                goto fail;
+        if ((r = fd_set_nonblock(ex->zygote_sock)) < 0 ||
+            (r = epoll_add(ex, ex->zygote_sock, EPOLLIN, &ex->w_zygote)) < 0)
+                goto fail;
+
+        r = -pthread_create(&ex->thread, NULL, executor_loop, ex);
+        if (r < 0)
+                goto fail;
+        ex->thread_started = true;
+        *ret = ex;
+        return 0;
+
+fail:
+        if (ex->zygote_pid > 0) {
+                (void) kill(ex->zygote_pid, SIGKILL);
+                (void) waitpid(ex->zygote_pid, NULL, 0);
+                ex->zygote_pid = 0;
+        }
+        executor_free(ex);
+        return r;
+}
+
+void executor_shutdown(Executor *ex, uint32_t grace_ms)
+{
+        uint64_t one = 1;
+
+        if (!ex || !ex->thread_started)
+                return;
+        (void) pthread_mutex_lock(&ex->lock);
+        ex->stopping = true;
+        ex->stop_deadline_usec = now_usec() + (uint64_t) grace_ms * 1000;
+        (void) pthread_mutex_unlock(&ex->lock);
+        (void) !write(ex->wakefd, &one, sizeof(one));
+        (void) pthread_join(ex->thread, NULL);
+        ex->thread_started = false;
+
+        /* Jobs still queued were never started: answer them too. */
+        for (Job *j = ex->queue_head, *next; j; j = next) {
+                next = j->next;
+                j->end = EXEC_END_INTERNAL;
+                j->internal_what = "the service is shutting down";
+                j->internal_errno = ESHUTDOWN;
+                j->exited = true;
+                finish(ex, j);
+        }
+        ex->queue_head = ex->queue_tail = NULL;
+        while (ex->graveyard) {
+                Job *j = ex->graveyard;
+                ex->graveyard = j->next;
+                job_free(j);
+        }
+
+        if (ex->zygote_pid > 0) {
+                /* Closing its socket makes it exit; its sandboxes die with it. */
+                ex->zygote_sock = safe_close(ex->zygote_sock);
+                (void) waitpid(ex->zygote_pid, NULL, 0);
+                ex->zygote_pid = 0;
+        }
+}
+
+void executor_free(Executor *ex)
+{
+        if (!ex)
+                return;
+        if (ex->thread_started)
+                executor_shutdown(ex, 0);
+        (void) safe_close(ex->zygote_sock);
+        (void) safe_close(ex->epfd);
+        (void) safe_close(ex->wakefd);
+        (void) safe_close(ex->sigfd);
+        (void) pthread_mutex_destroy(&ex->lock);
+        free(ex->slots);
+        free(ex);
+}

@@ -1,0 +1,53 @@
+/* The executor: owns the zygote, the queue of jobs, the running sandboxes and their
+ * deadlines. One thread runs an epoll loop over the zygote socket and every sandbox's
+ * descriptors, so no thread is blocked per waiting request; callers submit jobs from any
+ * thread and are called back, on the executor thread, once the job's sandbox is entirely
+ * gone (every process dead and reaped). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "pool/outcome.h"
+
+typedef struct Executor Executor;
+
+typedef struct ExecParams {
+        const char *script;
+        size_t script_len;
+        uint32_t timeout_ms;
+        uint32_t memory_mb;
+        const char *request_id;
+} ExecParams;
+
+/* Called exactly once per accepted job, on the executor thread. */
+typedef void (*ExecDoneFn)(const ExecOutcome *outcome, void *userdata);
+
+enum {
+        EXECUTOR_E_OVERLOADED = 1, /* queue full: try again later */
+        EXECUTOR_E_STOPPING,       /* shutting down */
+};
+
+/* Starts the zygote, waits until it is ready (or failed: message in errbuf), then starts
+ * the executor thread. Call before any other thread exists. Returns 0 or -errno. */
+int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen);
+
+/* Queues a job (the script is copied). Returns 0, a positive EXECUTOR_E_*, or -errno. */
+int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *userdata);
+
+/* True when the zygote is up and accepting spawns. */
+bool executor_ready(Executor *ex);
+
+/* Stops accepting jobs, waits up to grace_ms for running ones, kills the rest (each still
+ * gets its callback), stops the zygote and the thread. */
+void executor_shutdown(Executor *ex, uint32_t grace_ms);
+
+/* Frees a shut-down executor. NULL is fine. */
+void executor_free(Executor *ex);
+
+static inline void executor_freep(Executor **ex)
+{
+        executor_free(*ex);
+}

@@ -1,0 +1,38 @@
+/* What happened to one job, as the executor saw it: the raw material of a response. The
+ * byte ranges (frame, stdout, stderr) are untrusted sandbox output, valid only during the
+ * completion callback. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum ExecEnd {
+        EXEC_END_NORMAL,       /* the sandbox exited on its own: see wait_status and frame */
+        EXEC_END_TIMEOUT,      /* wall-clock deadline: killed */
+        EXEC_END_OUTPUT_LIMIT, /* stdout or stderr over the cap: killed */
+        EXEC_END_RESULT_LIMIT, /* result channel over the cap: killed */
+        EXEC_END_SETUP_FAILED, /* the sandbox reported a failed set-up stage */
+        EXEC_END_INTERNAL,     /* the service failed (zygote died, clone failed, ...) */
+} ExecEnd;
+
+typedef struct ExecOutcome {
+        ExecEnd end;
+        const char *request_id;
+        bool have_status;
+        int wait_status;           /* when have_status */
+        int setup_stage;           /* with EXEC_END_SETUP_FAILED */
+        int setup_errno;           /* with EXEC_END_SETUP_FAILED */
+        const char *internal_what; /* with EXEC_END_INTERNAL */
+        int internal_errno;
+        const char *frame;
+        size_t frame_len;
+        const char *out;
+        size_t out_len;
+        bool out_truncated;
+        const char *err;
+        size_t err_len;
+        bool err_truncated;
+        double duration_ms;
+        uint32_t timeout_ms;
+} ExecOutcome;

@@ -1,0 +1,305 @@
+"""pyexecd's in-sandbox harness: runs one script, calls main(), encodes the outcome.
+
+It is imported once in the zygote (so a request pays nothing for it) and runs in each
+freshly forked sandbox. It returns a *result frame* to the C side, which writes it on the
+sandbox's private result channel, never on stdout:
+
+    <header JSON object>\n[<result JSON value>]
+
+The header has "status" ("ok", "syntax_error", "missing_main", "runtime_error",
+"not_json_serializable", "memory_error", "result_too_large") and, for errors, "error" and
+the fields of that status. For "ok" the encoded result follows the newline. The supervisor
+treats every byte of the frame as hostile: a script can write to the channel itself, so
+the frame is validated there, not trusted.
+
+Everything the harness needs is bound at import time, before any script runs.
+"""
+
+import datetime as _datetime
+import json as _json
+import linecache as _linecache
+import math as _math
+import random as _random
+import sys as _sys
+import traceback as _traceback
+import types as _types
+
+SCRIPT_FILENAME = "<script>"
+MODULE_NAME = "__script__"
+MAX_DEPTH = 64
+# Integers beyond this cannot be represented by most JSON consumers (or by the
+# supervisor's validator); json.dumps would write them, we refuse them instead.
+MAX_INT_DIGITS = 300
+
+_dumps = _json.dumps
+_isfinite = _math.isfinite
+
+
+class _Unencodable(Exception):
+    def __init__(self, what, path):
+        super().__init__(what)
+        self.what = what
+        self.path = path
+
+
+def preload(names):
+    """Imports the preload list in the zygote. Returns nothing; raises on failure."""
+    for name in names:
+        if name:
+            __import__(name)
+    np = _sys.modules.get("numpy")
+    if np is not None:
+        # Touch the code paths every request uses so their pages are resident in the
+        # zygote and shared, not faulted in by every child.
+        np.asarray([1.0, 2.0]).tolist()
+    pd = _sys.modules.get("pandas")
+    if pd is not None:
+        df = pd.DataFrame({"a": [1, 2, 2], "b": [1.0, 2.0, 3.0]})
+        df.groupby("a").sum().to_dict()
+    _dumps({"warm": [1, 2.5, None, "x"]})
+
+
+def reseed():
+    """Called in every sandbox: the zygote's random state must not be shared by requests."""
+    _random.seed()
+    np = _sys.modules.get("numpy")
+    if np is not None:
+        np.random.seed()
+
+
+def _text(s):
+    """A str that is guaranteed to encode as UTF-8 (lone surrogates become U+FFFD)."""
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def _type_name(obj):
+    t = type(obj)
+    mod = getattr(t, "__module__", "")
+    name = getattr(t, "__qualname__", getattr(t, "__name__", "?"))
+    return name if mod in ("builtins", None, "") else f"{mod}.{name}"
+
+
+def _check_int(v, path):
+    v = int(v)
+    if abs(v) >= 10**MAX_INT_DIGITS:
+        raise _Unencodable(f"integer with more than {MAX_INT_DIGITS} digits", path)
+    return v
+
+
+def _float(v):
+    v = float(v)
+    return v if _isfinite(v) else None
+
+
+def _key(k, path):
+    """Dict keys the way json.dumps coerces them, plus numpy scalars and datetimes."""
+    if isinstance(k, str):
+        return _text(str(k))
+    if isinstance(k, bool):
+        return "true" if k else "false"
+    if k is None:
+        return "null"
+    np = _sys.modules.get("numpy")
+    if np is not None and isinstance(k, np.generic):
+        if isinstance(k, np.bool_):
+            return "true" if k else "false"
+        if isinstance(k, np.integer):
+            k = int(k)
+        elif isinstance(k, np.floating):
+            k = float(k)
+        elif isinstance(k, np.str_):
+            return _text(str(k))
+    if isinstance(k, int):
+        return str(_check_int(k, path))
+    if isinstance(k, float):
+        return _dumps(float(k))
+    if isinstance(k, (_datetime.datetime, _datetime.date)):
+        return k.isoformat()
+    raise _Unencodable(f"dict key of type {_type_name(k)}", path)
+
+
+def _convert(obj, path, depth, active):
+    """Returns a tree of plain JSON types (dict/list/str/int/float/bool/None)."""
+    if obj is None or obj is True or obj is False:
+        return obj
+    t = type(obj)
+    if t is str:
+        return _text(obj)
+    if t is int:
+        return _check_int(obj, path)
+    if t is float:
+        return obj if _isfinite(obj) else None
+    if depth >= MAX_DEPTH:
+        raise _Unencodable(f"nesting deeper than {MAX_DEPTH} levels", path)
+
+    if isinstance(obj, (list, tuple, dict)):
+        if id(obj) in active:
+            raise _Unencodable("circular reference", path)
+        active.add(id(obj))
+        try:
+            if isinstance(obj, dict):
+                out = {}
+                for k, v in obj.items():
+                    key = _key(k, path)
+                    out[key] = _convert(v, f"{path}[{key!r}]", depth + 1, active)
+                return out
+            return [_convert(v, f"{path}[{i}]", depth + 1, active) for i, v in enumerate(obj)]
+        finally:
+            active.discard(id(obj))
+
+    if isinstance(obj, bool):
+        return bool(obj)
+    if isinstance(obj, int):
+        return _check_int(obj, path)
+    if isinstance(obj, float):
+        return _float(obj)
+    if isinstance(obj, str):
+        return _text(str(obj))
+
+    np = _sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(obj, np.generic):
+            if isinstance(obj, np.bool_):
+                return bool(obj)
+            if isinstance(obj, np.integer):
+                return _check_int(obj, path)
+            if isinstance(obj, np.floating):
+                return _float(obj)
+            if isinstance(obj, np.str_):
+                return _text(str(obj))
+            if isinstance(obj, np.datetime64):
+                return None if np.isnat(obj) else str(np.datetime_as_string(obj))
+            raise _Unencodable(f"{_type_name(obj)} is not JSON serializable", path)
+        if isinstance(obj, np.ndarray):
+            if obj.dtype.kind not in "biufUMO":
+                raise _Unencodable(f"numpy array of dtype {obj.dtype} is not JSON serializable", path)
+            if obj.dtype.kind == "M":
+                obj = np.datetime_as_string(obj)
+            return _convert(obj.tolist(), path, depth, active)
+
+    pd = _sys.modules.get("pandas")
+    if pd is not None:
+        if isinstance(obj, (pd.DataFrame, pd.Series)):
+            return _convert(obj.to_dict(), path, depth, active)
+        if isinstance(obj, pd.Index):
+            return _convert(obj.tolist(), path, depth, active)
+        if obj is pd.NaT:
+            return None
+
+    if isinstance(obj, (_datetime.datetime, _datetime.date)):
+        return obj.isoformat()
+    raise _Unencodable(f"{_type_name(obj)} is not JSON serializable", path)
+
+
+def _frame(status, result_text=None, **fields):
+    header = {"status": status}
+    header.update(fields)
+    head = _dumps(header, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    if result_text is None:
+        return head + b"\n"
+    return head + b"\n" + result_text
+
+
+def _error_message(exc):
+    try:
+        text = "".join(_traceback.format_exception_only(type(exc), exc)).strip()
+    except BaseException:  # noqa: B036 - a hostile __str__ must not break the harness
+        text = _type_name(exc)
+    return _text(text or _type_name(exc))
+
+
+def _script_traceback(exc):
+    """The traceback from the first frame of the script on: the harness's own frames are
+    not the user's business."""
+    try:
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename != SCRIPT_FILENAME:
+            tb = tb.tb_next
+        te = _traceback.TracebackException(type(exc), exc, tb, compact=True)
+        return _text("".join(te.format()))
+    except BaseException:  # noqa: B036
+        return _error_message(exc)
+
+
+def _failure(exc):
+    if isinstance(exc, MemoryError):
+        return _frame("memory_error", error="Memory limit exceeded", detail=_error_message(exc))
+    return _frame("runtime_error", error=_error_message(exc), traceback=_script_traceback(exc))
+
+
+def _flush_stdio():
+    for stream in (_sys.stdout, _sys.stderr, _sys.__stdout__, _sys.__stderr__):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: B036 - the script may have closed or replaced them
+            pass
+
+
+def run(source, result_limit):
+    """Runs one script (bytes, UTF-8) and returns the result frame (bytes)."""
+    try:
+        return _run(source, result_limit)
+    finally:
+        _flush_stdio()
+
+
+def _run(source, result_limit):
+    try:
+        text = source.decode("utf-8")
+        code = compile(text, SCRIPT_FILENAME, "exec", dont_inherit=True)
+    except SyntaxError as e:
+        line = e.lineno or 0
+        col = e.offset or 0
+        return _frame(
+            "syntax_error",
+            error=_text(f"{type(e).__name__}: {e.msg} (line {line}, column {col})"),
+            line=line,
+            column=col,
+        )
+    except MemoryError as e:
+        return _failure(e)
+    except BaseException as e:  # noqa: B036 - e.g. RecursionError on absurd nesting
+        return _frame("syntax_error", error=_error_message(e), line=0, column=0)
+
+    lines = text.splitlines(True)
+    _linecache.cache[SCRIPT_FILENAME] = (len(text), None, lines, SCRIPT_FILENAME)
+    module = _types.ModuleType(MODULE_NAME)
+    module.__file__ = SCRIPT_FILENAME
+    # Registered so that pickle (multiprocessing) finds the script's functions.
+    _sys.modules[MODULE_NAME] = module
+
+    try:
+        exec(code, module.__dict__)
+        main = module.__dict__.get("main")
+        if not callable(main):
+            return _frame("missing_main", error="The script does not define a callable main()")
+        value = main()
+    except BaseException as e:  # noqa: B036 - SystemExit, KeyboardInterrupt included
+        return _failure(e)
+
+    try:
+        plain = _convert(value, "result", 0, set())
+        encoded = _dumps(plain, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        body = encoded.encode("utf-8")
+    except _Unencodable as e:
+        return _frame(
+            "not_json_serializable",
+            error=_text(f"main() returned a value JSON cannot carry: {e.what} at {e.path}"),
+        )
+    except MemoryError as e:
+        return _failure(e)
+    except BaseException as e:  # noqa: B036 - hostile __eq__/__iter__ and friends
+        return _frame(
+            "not_json_serializable",
+            error=_text(f"main() returned a value JSON cannot carry: {_error_message(e)}"),
+        )
+    if len(body) > result_limit:
+        return _frame(
+            "result_too_large",
+            error=f"The result of main() is {len(body)} bytes encoded, over the limit of {result_limit}",
+        )
+    return _frame("ok", body)

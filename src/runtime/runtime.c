@@ -1,0 +1,199 @@
+/* See runtime.h. The zygote has exactly one interpreter; the references below belong to it
+ * and are inherited, unchanged, by every sandbox forked from it. They are set once by
+ * runtime_init() in a single-threaded process. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "runtime/harness.h"
+#include "runtime/runtime.h"
+
+static struct {
+        PyObject *run;    /* harness.run */
+        PyObject *reseed; /* harness.reseed */
+} harness;
+
+/* Formats the pending Python exception into errbuf and clears it. */
+static void take_exception(const char *what, char *errbuf, size_t errlen)
+{
+        PyObject *type = NULL, *value = NULL, *tb = NULL;
+        const char *text = NULL;
+        PyObject *str = NULL;
+
+        PyErr_Fetch(&type, &value, &tb);
+        if (value)
+                str = PyObject_Str(value);
+        if (str)
+                text = PyUnicode_AsUTF8(str);
+        (void) snprintf(errbuf, errlen, "%s: %s: %s", what,
+                        type ? ((PyTypeObject *) type)->tp_name : "error", text ? text : "?");
+        Py_XDECREF(str);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        PyErr_Clear();
+}
+
+static int init_interpreter(char *errbuf, size_t errlen)
+{
+        PyConfig config;
+        PyStatus st;
+
+        PyConfig_InitIsolatedConfig(&config);
+        config.site_import = 1; /* Debian's dist-packages: numpy, pandas */
+        config.user_site_directory = 0;
+        config.write_bytecode = 0;
+        config.buffered_stdio = 1;
+        config.install_signal_handlers = 0; /* the C side owns signals */
+        config.parse_argv = 0;
+        /* sys.executable is what subprocess and multiprocessing start: the real
+         * interpreter, not this binary. It also anchors the search for the stdlib. */
+        st = PyConfig_SetString(&config, &config.executable, L"/usr/bin/python3");
+        if (!PyStatus_Exception(st))
+                st = PyConfig_SetString(&config, &config.stdio_encoding, L"utf-8");
+        if (!PyStatus_Exception(st))
+                st = PyConfig_SetString(&config, &config.stdio_errors, L"backslashreplace");
+        if (!PyStatus_Exception(st))
+                st = Py_InitializeFromConfig(&config);
+        PyConfig_Clear(&config);
+        if (PyStatus_Exception(st)) {
+                (void) snprintf(errbuf, errlen, "Python initialisation failed: %s",
+                                st.err_msg ? st.err_msg : "unknown error");
+                return -EIO;
+        }
+        return 0;
+}
+
+static int load_harness(const char *preload, char *errbuf, size_t errlen)
+{
+        PyObject *code = NULL, *mod = NULL, *names = NULL, *res = NULL, *gc = NULL;
+        int r = -EIO;
+
+        code = Py_CompileString(harness_source, "<pyexecd-harness>", Py_file_input);
+        if (!code) {
+                take_exception("compiling the harness", errbuf, errlen);
+                goto out;
+        }
+        mod = PyImport_ExecCodeModule("_pyexecd_harness", code);
+        if (!mod) {
+                take_exception("loading the harness", errbuf, errlen);
+                goto out;
+        }
+        harness.run = PyObject_GetAttrString(mod, "run");
+        harness.reseed = PyObject_GetAttrString(mod, "reseed");
+        if (!harness.run || !harness.reseed) {
+                take_exception("loading the harness", errbuf, errlen);
+                goto out;
+        }
+
+        {
+                PyObject *s = PyUnicode_FromString(preload), *sep = PyUnicode_FromString(",");
+                names = s && sep ? PyUnicode_Split(s, sep, -1) : NULL;
+                Py_XDECREF(s);
+                Py_XDECREF(sep);
+        }
+        if (!names) {
+                take_exception("preload list", errbuf, errlen);
+                goto out;
+        }
+        res = PyObject_CallMethod(mod, "preload", "O", names);
+        if (!res) {
+                take_exception("preloading modules", errbuf, errlen);
+                goto out;
+        }
+        Py_CLEAR(res);
+
+        /* Everything imported so far lives as long as the zygote: keep the collector from
+         * walking (and, in children, copying) it. */
+        gc = PyImport_ImportModule("gc");
+        res = gc ? PyObject_CallMethod(gc, "collect", NULL) : NULL;
+        Py_XDECREF(res);
+        res = gc ? PyObject_CallMethod(gc, "freeze", NULL) : NULL;
+        if (!res) {
+                take_exception("gc.freeze", errbuf, errlen);
+                goto out;
+        }
+        r = 0;
+out:
+        Py_XDECREF(res);
+        Py_XDECREF(gc);
+        Py_XDECREF(names);
+        Py_XDECREF(mod);
+        Py_XDECREF(code);
+        return r;
+}
+
+int runtime_init(const char *preload, char *errbuf, size_t errlen)
+{
+        int r = init_interpreter(errbuf, errlen);
+        if (r < 0)
+                return r;
+        r = load_harness(preload, errbuf, errlen);
+        if (r < 0)
+                return r;
+        /* Flush what the imports may have buffered, so no child inherits it. */
+        PyObject *res = PyRun_String("import sys; sys.stdout.flush(); sys.stderr.flush()",
+                                     Py_file_input, PyEval_GetBuiltins(), NULL);
+        Py_XDECREF(res);
+        PyErr_Clear();
+        return 0;
+}
+
+void runtime_before_fork(void)
+{
+        PyOS_BeforeFork();
+}
+
+void runtime_after_fork_parent(void)
+{
+        PyOS_AfterFork_Parent();
+}
+
+void runtime_after_fork_child(void)
+{
+        PyOS_AfterFork_Child();
+}
+
+int runtime_reseed(void)
+{
+        PyObject *res = PyObject_CallNoArgs(harness.reseed);
+        if (!res) {
+                PyErr_Clear();
+                return -EIO;
+        }
+        Py_DECREF(res);
+        return 0;
+}
+
+int runtime_run(const char *script, size_t len, size_t result_limit, char **ret_frame,
+                size_t *ret_len)
+{
+        PyObject *src = NULL, *res = NULL;
+        char *data, *copy;
+        Py_ssize_t n;
+        int r = -EPROTO;
+
+        src = PyBytes_FromStringAndSize(script, (Py_ssize_t) len);
+        if (!src)
+                goto out;
+        res = PyObject_CallFunction(harness.run, "On", src, (Py_ssize_t) result_limit);
+        if (!res || PyBytes_AsStringAndSize(res, &data, &n) < 0)
+                goto out;
+        copy = malloc((size_t) n);
+        if (!copy) {
+                r = -ENOMEM;
+                goto out;
+        }
+        memcpy(copy, data, (size_t) n);
+        *ret_frame = copy;
+        *ret_len = (size_t) n;
+        r = 0;
+out:
+        PyErr_Clear();
+        Py_XDECREF(res);
+        Py_XDECREF(src);
+        return r;
+}

@@ -1,0 +1,99 @@
+/* See zygote.h: the supervisor's side of starting a zygote. */
+#include <assert.h>
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util/fd.h"
+#include "util/macro.h"
+#include "zygote/zygote.h"
+
+/* The zygote's entire environment, and so every sandbox's: nothing of the service's leaks
+ * in. The thread pins keep pandas' numexpr (and any BLAS/OpenMP) from starting worker
+ * threads in the zygote, which must stay single-threaded to fork safely. */
+static char *const zygote_env[] = {
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME=/tmp",
+        "LANG=C.UTF-8",
+        "NUMEXPR_MAX_THREADS=1",
+        "NUMEXPR_NUM_THREADS=1",
+        "OMP_NUM_THREADS=1",
+        "OPENBLAS_NUM_THREADS=1",
+        "MKL_NUM_THREADS=1",
+        "VECLIB_MAXIMUM_THREADS=1",
+        NULL,
+};
+
+int zygote_launch(const Config *cfg, pid_t *ret_pid, int *ret_sock)
+{
+        _cleanup_close_ int parent_end = -EBADF, child_end = -EBADF;
+        int sv[2], r;
+        ZygoteConfig zc = {
+                .magic = ZYGOTE_MAGIC,
+                .uid_base = cfg->uid_base,
+                .slots = cfg->concurrency,
+                .timeout_ms = cfg->timeout_ms,
+                .memory_mb = cfg->memory_mb,
+                .log_level = (uint32_t) cfg->log_level,
+                .log_format = (uint32_t) cfg->log_format,
+        };
+        char *const argv[] = {"pyexecd", ZYGOTE_ARGV1, NULL};
+        pid_t pid;
+
+        static_assert(sizeof(zc.preload) >= CONFIG_PRELOAD_MAX, "preload does not fit");
+        memcpy(zc.preload, cfg->preload, sizeof(cfg->preload));
+
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        parent_end = sv[0];
+        child_end = sv[1];
+
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                /* Only async-signal-safe calls from here to execve. */
+                sigset_t none;
+                if (dup2(child_end, ZYGOTE_FD) < 0)
+                        _exit(127);
+                if (syscall(SYS_close_range, ZYGOTE_FD + 1, ~0U, 0) < 0)
+                        _exit(127);
+                (void) sigemptyset(&none);
+                (void) sigprocmask(SIG_SETMASK, &none, NULL);
+                execve("/proc/self/exe", argv, zygote_env);
+                _exit(127);
+        }
+        child_end = safe_close(child_end);
+
+        r = send_with_fds(parent_end, &zc, sizeof(zc), NULL, 0);
+        if (r < 0) {
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return r;
+        }
+        *ret_pid = pid;
+        *ret_sock = TAKE_FD(parent_end);
+        return 0;
+}
+
+int zygote_read_ready(int sock, ZygoteReady *ret)
+{
+        ZygoteReady zr;
+        size_t n_fds = 0;
+        int fds[1];
+        ssize_t n = recv_with_fds(sock, &zr, sizeof(zr), fds, 0, &n_fds);
+
+        if (n < 0)
+                return (int) n;
+        if (n == 0)
+                return -EPIPE;
+        if ((size_t) n != sizeof(zr) || zr.magic != ZYGOTE_MAGIC)
+                return -EPROTO;
+        zr.message[sizeof(zr.message) - 1] = '\0';
+        *ret = zr;
+        return zr.status < 0 ? zr.status : 0;
+}

@@ -1,0 +1,76 @@
+/* The wire protocols between the supervisor, the zygote and each sandbox. Fixed-size
+ * structs only: nothing here is parsed, every message is checked for its exact size and
+ * magic, and anything else ends the conversation.
+ *
+ * supervisor <-> zygote: a SOCK_SEQPACKET socketpair (fd 3 of the zygote).
+ *   -> ZygoteConfig (once, first)          <- ZygoteReady (once; status < 0 = start failed)
+ *   -> ZygoteMsg{SPAWN, token, slot}       <- ZygoteMsg{SPAWNED, token, pid} + fds
+ *                                              [pidfd, ctl, stdout, stderr]
+ *                                          <- ZygoteMsg{SPAWN_FAILED, token, err}
+ *                                          <- ZygoteMsg{EXITED, pid, status} (wait status)
+ *
+ * supervisor <-> sandbox: a SOCK_STREAM socketpair (the sandbox's fd 3, "ctl").
+ *   <- SandboxHello (set-up finished, or the stage that failed)
+ *   -> SandboxJob + script bytes
+ *   <- result frame (see runtime/harness.py), then EOF */
+#pragma once
+
+#include <stdint.h>
+
+#define ZYGOTE_MAGIC  0x7a796730u /* "zyg0" */
+#define SANDBOX_MAGIC 0x73627830u /* "sbx0" */
+
+#define ZYGOTE_FD 3 /* the zygote's end of the supervisor socket */
+
+typedef struct ZygoteConfig {
+        uint32_t magic;
+        uint32_t uid_base;
+        uint32_t slots;
+        uint32_t timeout_ms; /* maximum per script: RLIMIT_CPU backstop */
+        uint32_t memory_mb;  /* maximum per script */
+        uint32_t log_level;
+        uint32_t log_format;
+        uint32_t reserved;
+        char preload[512];
+} ZygoteConfig;
+
+typedef struct ZygoteReady {
+        uint32_t magic;
+        int32_t status;    /* 0 or -errno */
+        uint64_t vm_size;  /* the zygote's VmSize after preload, bytes */
+        char message[256]; /* why start failed, NUL-terminated */
+} ZygoteReady;
+
+typedef enum ZygoteMsgType {
+        ZYGOTE_SPAWN = 1,
+        ZYGOTE_SPAWNED,
+        ZYGOTE_SPAWN_FAILED,
+        ZYGOTE_EXITED,
+} ZygoteMsgType;
+
+typedef struct ZygoteMsg {
+        uint32_t magic;
+        uint32_t type;
+        uint64_t token; /* the supervisor's id for the sandbox */
+        uint32_t slot;
+        int32_t pid;
+        int32_t status; /* EXITED: wait status; SPAWN_FAILED: -errno */
+        uint32_t reserved;
+} ZygoteMsg;
+
+enum { SANDBOX_FD_PIDFD, SANDBOX_FD_CTL, SANDBOX_FD_STDOUT, SANDBOX_FD_STDERR, SANDBOX_N_FDS };
+
+typedef struct SandboxHello {
+        uint32_t magic;
+        int32_t stage; /* 0: ready; else the SandboxStage that failed */
+        int32_t err;   /* errno of the failure */
+        uint32_t reserved;
+} SandboxHello;
+
+typedef struct SandboxJob {
+        uint32_t magic;
+        uint32_t script_len;
+        uint32_t timeout_ms;
+        uint32_t memory_mb;
+        uint64_t result_limit;
+} SandboxJob;

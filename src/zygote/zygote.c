@@ -1,0 +1,308 @@
+/* See zygote.h: the zygote process itself. One loop, one thread: it reads SPAWN requests
+ * from the supervisor, clones a sandbox for each, hands the supervisor the sandbox's
+ * descriptors, and reports every exit status it reaps.
+ *
+ * Each sandbox is created by one clone3() with the sandbox's namespace flags: it is PID 1
+ * of a new pid namespace without a second fork, so when it exits the kernel kills
+ * everything the script started. The state below belongs to this process alone and is
+ * written once, before the first fork. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/runtime.h"
+#include "sandbox/sandbox.h"
+#include "util/fd.h"
+#include "util/log.h"
+#include "util/macro.h"
+#include "zygote/zygote.h"
+
+#define SCRIPT_MAX (1U << 30)
+
+static struct {
+        ZygoteConfig cfg;
+        uint64_t vm_size;
+} zygote;
+
+/* Reads a "Key:   <number>" line of /proc/self/status (kB values are returned in bytes). */
+static int proc_status_value(const char *key, uint64_t *ret)
+{
+        char line[256];
+        size_t klen = strlen(key);
+        FILE *f = fopen("/proc/self/status", "re");
+        int r = -ENOENT;
+
+        if (!f)
+                return -errno;
+        while (fgets(line, sizeof(line), f)) {
+                if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+                        char *end;
+                        unsigned long long v = strtoull(line + klen + 1, &end, 10);
+                        *ret = strstr(end, "kB") ? v * 1024 : v;
+                        r = 0;
+                        break;
+                }
+        }
+        (void) fclose(f);
+        return r;
+}
+
+/* Moves `fds[i]` to descriptor number i for each i, then closes everything else. The
+ * sources may themselves be small numbers, so everything is lifted above the targets
+ * first. */
+static int install_fds(int *fds, int n)
+{
+        for (int i = 0; i < n; i++) {
+                int hi = fcntl(fds[i], F_DUPFD_CLOEXEC, 16);
+                if (hi < 0)
+                        return -errno;
+                fds[i] = hi;
+        }
+        for (int i = 0; i < n; i++)
+                if (dup2(fds[i], i) < 0) /* dup2 leaves the target without CLOEXEC */
+                        return -errno;
+        if (syscall(SYS_close_range, (unsigned) n, ~0U, 0) < 0)
+                return -errno;
+        return 0;
+}
+
+/* The sandbox's life, from the first instruction after clone to _exit. Never returns. */
+static _Noreturn void sandbox_child(uint32_t slot, int ctl, int out, int err)
+{
+        SandboxHello hello = {.magic = SANDBOX_MAGIC};
+        SandboxStage stage = SANDBOX_STAGE_OK;
+        SandboxParams params = {
+                .uid = zygote.cfg.uid_base + slot,
+                .gid = zygote.cfg.uid_base + slot,
+                .as_bytes = sandbox_as_limit(zygote.vm_size, zygote.cfg.memory_mb),
+                .cpu_seconds = zygote.cfg.timeout_ms / 1000 + 1,
+        };
+        SandboxJob job;
+        char *script = NULL, *frame = NULL;
+        size_t frame_len = 0;
+        int r;
+
+        runtime_after_fork_child();
+
+        {
+                int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                int fds[4] = {devnull, out, err, ctl};
+                stage = SANDBOX_STAGE_FDS;
+                r = devnull < 0 ? -errno : install_fds(fds, 4);
+        }
+        if (r == 0)
+                r = sandbox_enter(&params, &stage);
+        if (r == 0) {
+                stage = SANDBOX_STAGE_RUNTIME;
+                r = runtime_reseed();
+        }
+        if (r < 0) {
+                hello.stage = (int32_t) stage;
+                hello.err = -r;
+        }
+        /* fd 3 is the ctl socket now, whatever it was before. */
+        if (write_all(3, &hello, sizeof(hello)) < 0 || r < 0)
+                _exit(127);
+
+        if (read_exact(3, &job, sizeof(job)) < 0 || job.magic != SANDBOX_MAGIC ||
+            job.script_len > SCRIPT_MAX)
+                _exit(126);
+        script = malloc(job.script_len + 1);
+        if (!script || read_exact(3, script, job.script_len) < 0)
+                _exit(126);
+        script[job.script_len] = '\0';
+
+        r = sandbox_apply_job_limits(sandbox_as_limit(zygote.vm_size, job.memory_mb),
+                                     job.timeout_ms / 1000 + 1);
+        if (r < 0)
+                _exit(125);
+
+        r = runtime_run(script, job.script_len, job.result_limit, &frame, &frame_len);
+        if (r < 0)
+                _exit(124);
+        if (write_all(3, frame, frame_len) < 0)
+                _exit(123);
+        /* No Py_FinalizeEx: it costs tens of milliseconds and nothing needs it. */
+        _exit(0);
+}
+
+static int send_msg(int sock, const ZygoteMsg *m, const int *fds, size_t n_fds)
+{
+        return send_with_fds(sock, m, sizeof(*m), fds, n_fds);
+}
+
+static int spawn(int sock, const ZygoteMsg *req)
+{
+        int ctl[2] = {-EBADF, -EBADF}, out[2] = {-EBADF, -EBADF}, err[2] = {-EBADF, -EBADF};
+        int pidfd = -EBADF, r;
+        ZygoteMsg reply = {.magic = ZYGOTE_MAGIC, .token = req->token, .slot = req->slot};
+        struct clone_args args = {
+                .flags = CLONE_PIDFD | sandbox_clone_flags(),
+                .pidfd = (uint64_t) (uintptr_t) &pidfd,
+                .exit_signal = SIGCHLD,
+        };
+        long pid;
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0 ||
+            pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+                r = -errno;
+                goto fail;
+        }
+
+        runtime_before_fork();
+        pid = syscall(SYS_clone3, &args, sizeof(args));
+        if (pid == 0)
+                sandbox_child(req->slot, ctl[1], out[1], err[1]);
+        r = -errno;
+        runtime_after_fork_parent();
+        if (pid < 0)
+                goto fail;
+
+        ctl[1] = safe_close(ctl[1]);
+        out[1] = safe_close(out[1]);
+        err[1] = safe_close(err[1]);
+
+        reply.type = ZYGOTE_SPAWNED;
+        reply.pid = (int32_t) pid;
+        {
+                int fds[SANDBOX_N_FDS] = {
+                        [SANDBOX_FD_PIDFD] = pidfd,
+                        [SANDBOX_FD_CTL] = ctl[0],
+                        [SANDBOX_FD_STDOUT] = out[0],
+                        [SANDBOX_FD_STDERR] = err[0],
+                };
+                r = send_msg(sock, &reply, fds, SANDBOX_N_FDS);
+        }
+        for (int *fd = (int[]){pidfd, ctl[0], out[0], err[0]}, i = 0; i < 4; i++)
+                (void) safe_close(fd[i]);
+        if (r < 0) {
+                /* The supervisor never heard of this sandbox: do not leave it waiting. */
+                (void) kill((pid_t) pid, SIGKILL);
+                return r;
+        }
+        return 0;
+
+fail:
+        for (int *fd = (int[]){ctl[0], ctl[1], out[0], out[1], err[0], err[1]}, i = 0; i < 6; i++)
+                (void) safe_close(fd[i]);
+        log_errno(LOG_LEVEL_ERROR, r, NULL, "Failed to create a sandbox");
+        reply.type = ZYGOTE_SPAWN_FAILED;
+        reply.status = r;
+        return send_msg(sock, &reply, NULL, 0);
+}
+
+static int reap(int sock)
+{
+        for (;;) {
+                int status;
+                pid_t pid = waitpid(-1, &status, WNOHANG);
+                if (pid < 0 && errno == EINTR)
+                        continue;
+                if (pid <= 0)
+                        return 0; /* ECHILD or nothing left to reap */
+                ZygoteMsg m = {
+                        .magic = ZYGOTE_MAGIC,
+                        .type = ZYGOTE_EXITED,
+                        .pid = pid,
+                        .status = status,
+                };
+                int r = send_msg(sock, &m, NULL, 0);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static void send_ready(int sock, int status, const char *message)
+{
+        ZygoteReady zr = {.magic = ZYGOTE_MAGIC, .status = status, .vm_size = zygote.vm_size};
+        if (message)
+                (void) snprintf(zr.message, sizeof(zr.message), "%s", message);
+        (void) send_with_fds(sock, &zr, sizeof(zr), NULL, 0);
+}
+
+_Noreturn void zygote_main(void)
+{
+        int sock = ZYGOTE_FD, sfd;
+        char errbuf[sizeof(((ZygoteReady *) 0)->message)];
+        uint64_t threads = 0;
+        sigset_t mask;
+        size_t n_fds;
+        int r;
+
+        /* Before anything else: the configuration, and nothing from the environment. */
+        ssize_t n = recv_with_fds(sock, &zygote.cfg, sizeof(zygote.cfg), NULL, 0, &n_fds);
+        if (n != (ssize_t) sizeof(zygote.cfg) || zygote.cfg.magic != ZYGOTE_MAGIC)
+                _exit(2);
+        zygote.cfg.preload[sizeof(zygote.cfg.preload) - 1] = '\0';
+        log_setup((LogFormat) zygote.cfg.log_format, (LogLevel) zygote.cfg.log_level, "zygote");
+
+        (void) signal(SIGPIPE, SIG_IGN);
+        (void) sigemptyset(&mask);
+        (void) sigaddset(&mask, SIGCHLD);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
+            (sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+                send_ready(sock, -errno, "signalfd failed");
+                _exit(1);
+        }
+
+        r = runtime_init(zygote.cfg.preload, errbuf, sizeof(errbuf));
+        if (r < 0) {
+                log_event(LOG_LEVEL_ERROR, NULL, NULL, "%s", errbuf);
+                send_ready(sock, r, errbuf);
+                _exit(1);
+        }
+        /* fork() in a multi-threaded process copies one thread and whatever locks the
+         * others held: refuse to serve rather than risk it. */
+        r = proc_status_value("Threads", &threads);
+        if (r < 0 || threads != 1) {
+                (void) snprintf(errbuf, sizeof(errbuf),
+                                "the zygote has %llu threads after preloading; it must have "
+                                "exactly 1 (a preloaded module started a thread pool)",
+                                (unsigned long long) threads);
+                log_event(LOG_LEVEL_ERROR, NULL, NULL, "%s", errbuf);
+                send_ready(sock, -EBUSY, errbuf);
+                _exit(1);
+        }
+        (void) proc_status_value("VmSize", &zygote.vm_size);
+        send_ready(sock, 0, NULL);
+        log_event(LOG_LEVEL_DEBUG, NULL, NULL, "zygote ready (VmSize %llu kB)",
+                  (unsigned long long) (zygote.vm_size / 1024));
+
+        for (;;) {
+                struct pollfd p[2] = {{.fd = sock, .events = POLLIN},
+                                      {.fd = sfd, .events = POLLIN}};
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        _exit(1);
+                }
+                if (p[1].revents & POLLIN) {
+                        struct signalfd_siginfo si;
+                        while (read(sfd, &si, sizeof(si)) == sizeof(si))
+                                ;
+                        if (reap(sock) < 0)
+                                _exit(1);
+                }
+                if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+                        ZygoteMsg m;
+                        n = recv_with_fds(sock, &m, sizeof(m), NULL, 0, &n_fds);
+                        if (n == 0)
+                                _exit(0); /* the supervisor is gone; children get SIGKILL */
+                        if (n != (ssize_t) sizeof(m) || m.magic != ZYGOTE_MAGIC ||
+                            m.type != ZYGOTE_SPAWN || m.slot >= zygote.cfg.slots)
+                                _exit(1);
+                        if (spawn(sock, &m) < 0)
+                                _exit(1);
+                }
+        }
+}
