@@ -205,6 +205,13 @@ int main(int argc, char **argv)
         (void) pthread_sigmask(SIG_BLOCK, &set, NULL);
         (void) signal(SIGPIPE, SIG_IGN);
 
+        if (cfg.disabled_layers) {
+                char names[256];
+                layers_format(cfg.disabled_layers, names, sizeof(names));
+                log_warn("Isolation layers DISABLED by configuration: %s. Scripts run with less "
+                         "isolation than pyexecd is designed for; do not expose this instance.",
+                         names);
+        }
         r = executor_new(&cfg, &ex, errbuf, sizeof(errbuf));
         if (r < 0) {
                 log_event(LOG_LEVEL_ERROR, NULL, NULL, "Cannot start: %s",

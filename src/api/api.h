@@ -75,4 +75,7 @@ int response_from_outcome(const ExecOutcome *o, ApiResponse *ret);
 /* A small JSON object from string pairs, e.g. {"status":"ok"}. Returns 0 or -ENOMEM. */
 int response_simple(unsigned http_status, const char *key, const char *value, ApiResponse *ret);
 
+/* GET /ready: {"status": "ready"|"not ready", "disabled_layers": [...]}, 200 or 503. */
+int response_ready(bool ready, const char *const *disabled, size_t n_disabled, ApiResponse *ret);
+
 void response_done(ApiResponse *r);

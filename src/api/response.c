@@ -120,6 +120,29 @@ int response_simple(unsigned http_status, const char *key, const char *value, Ap
         return r;
 }
 
+int response_ready(bool ready, const char *const *disabled, size_t n_disabled, ApiResponse *ret)
+{
+        json_t *obj = json_object(), *layers = json_array();
+        int r = obj && layers ? 0 : -ENOMEM;
+
+        for (size_t i = 0; r == 0 && i < n_disabled; i++)
+                if (json_array_append_new(layers, json_string(disabled[i])) < 0)
+                        r = -ENOMEM;
+        if (r == 0)
+                r = set(obj, "status", json_string(ready ? "ready" : "not ready"));
+        if (r == 0) {
+                r = set(obj, "disabled_layers", layers);
+                layers = NULL;
+        }
+        if (r == 0)
+                r = finish(obj, API_OK, NULL, 0, ret);
+        json_decref(layers);
+        json_decref(obj);
+        if (r == 0)
+                ret->http_status = ready ? 200 : 503;
+        return r;
+}
+
 /* What the sandbox printed, and how long the script ran. */
 static int add_run(json_t *obj, const ExecOutcome *o)
 {
@@ -250,7 +273,10 @@ static int from_status(const ExecOutcome *o, bool frame_corrupt, json_t *obj, Ap
         ApiCode code;
         int r;
 
-        if (WIFSIGNALED(o->wait_status)) {
+        if (o->oom_killed) {
+                code = API_MEMORY_LIMIT;
+                r = add_error(obj, code, "Memory limit exceeded");
+        } else if (WIFSIGNALED(o->wait_status)) {
                 int sig = WTERMSIG(o->wait_status);
                 if (sig == SIGXCPU) {
                         code = API_TIMEOUT;

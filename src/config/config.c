@@ -25,6 +25,7 @@ typedef enum OptType {
         OPT_PRELOAD,
         OPT_LOG_FORMAT,
         OPT_LOG_LEVEL,
+        OPT_LAYERS,
 } OptType;
 
 typedef struct Option {
@@ -65,11 +66,70 @@ static const Option options[] = {
          "comma-separated modules the zygote imports once"},
         {"uid-base", "PYEXECD_UID_BASE", OPT_U32, offsetof(Config, uid_base), 1, UINT32_MAX - 65536,
          "sandbox slot N runs as uid and gid UID_BASE+N"},
+        {"tmp-size", "PYEXECD_TMP_SIZE", OPT_SIZE, offsetof(Config, tmp_size), 1 * MiB, 64 * GiB,
+         "size of each sandbox's private /tmp"},
+        {"pids-max", "PYEXECD_PIDS_MAX", OPT_UNSIGNED, offsetof(Config, pids_max), 8, 65536,
+         "processes and threads per sandbox"},
+        {"disable-layers", "PYEXECD_DISABLE_LAYERS", OPT_LAYERS, offsetof(Config, disabled_layers),
+         0, 0, "isolation layers to switch off (comma-separated; for diagnosis only)"},
         {"log-format", "PYEXECD_LOG_FORMAT", OPT_LOG_FORMAT, offsetof(Config, log_format), 0, 0,
          "auto, json or text"},
         {"log-level", "PYEXECD_LOG_LEVEL", OPT_LOG_LEVEL, offsetof(Config, log_level), 0, 0,
          "debug, info, warning or error"},
 };
+
+static const char *const layer_names[] = {
+        "pidns",    "netns",   "mountns", "ipcns",       "utsns",
+        "cgroupns", "cgroups", "rlimits", "credentials", "seccomp",
+};
+
+const char *layer_name(Layer l)
+{
+        for (size_t i = 0; i < ELEMENTSOF(layer_names); i++)
+                if (l == (1u << i))
+                        return layer_names[i];
+        return NULL;
+}
+
+void layers_format(uint32_t mask, char *buf, size_t len)
+{
+        size_t o = 0;
+
+        if (len == 0)
+                return;
+        buf[0] = '\0';
+        for (size_t i = 0; i < ELEMENTSOF(layer_names); i++) {
+                if (!(mask & (1u << i)))
+                        continue;
+                int n = snprintf(buf + o, len - o, "%s%s", o ? "," : "", layer_names[i]);
+                if (n < 0 || (size_t) n >= len - o)
+                        return;
+                o += (size_t) n;
+        }
+}
+
+static int parse_layers(const char *s, uint32_t *ret)
+{
+        uint32_t mask = 0;
+
+        while (*s) {
+                const char *end = strchr(s, ',');
+                size_t n = end ? (size_t) (end - s) : strlen(s);
+                size_t i;
+
+                for (i = 0; i < ELEMENTSOF(layer_names); i++)
+                        if (strlen(layer_names[i]) == n && strncmp(layer_names[i], s, n) == 0)
+                                break;
+                if (i == ELEMENTSOF(layer_names))
+                        return -EINVAL;
+                mask |= 1u << i;
+                s += n;
+                if (*s == ',')
+                        s++;
+        }
+        *ret = mask;
+        return 0;
+}
 
 static const char *const log_format_names[] = {"auto", "json", "text"};
 static const char *const log_level_names[] = {"debug", "info", "warning", "error"};
@@ -91,6 +151,9 @@ void config_defaults(Config *ret)
                 .max_connections = 1024,
                 .preload = "numpy,pandas",
                 .uid_base = 100000,
+                .disabled_layers = 0,
+                .tmp_size = 64 * MiB,
+                .pids_max = 128,
                 .log_format = LOG_FORMAT_AUTO,
                 .log_level = LOG_LEVEL_INFO,
         };
@@ -234,6 +297,10 @@ static int apply(Config *c, const Option *o, const char *value, const char *sour
                 if (parse_name(value, log_level_names, ELEMENTSOF(log_level_names), &idx) < 0)
                         goto invalid;
                 *(LogLevel *) (void *) field = (LogLevel) idx;
+                return 0;
+        case OPT_LAYERS:
+                if (parse_layers(value, (uint32_t *) (void *) field) < 0)
+                        goto invalid;
                 return 0;
         case OPT_DURATION:
                 r = parse_duration_ms(value, &v);
@@ -402,6 +469,9 @@ void config_print_json(const Config *c, FILE *f)
                        c->concurrency, c->queue_size, c->max_connections);
         (void) json_escape(esc, sizeof(esc), c->preload);
         (void) fprintf(f, ",\"preload\":\"%s\",\"uid_base\":%" PRIu32, esc, c->uid_base);
+        (void) fprintf(f, ",\"tmp_size\":%zu,\"pids_max\":%u", c->tmp_size, c->pids_max);
+        layers_format(c->disabled_layers, esc, sizeof(esc));
+        (void) fprintf(f, ",\"disabled_layers\":\"%s\"", esc);
         (void) fprintf(f, ",\"log_format\":\"%s\",\"log_level\":\"%s\"}\n",
                        log_format_names[c->log_format], log_level_names[c->log_level]);
 }

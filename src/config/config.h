@@ -15,6 +15,29 @@
 #define CONFIG_LISTEN_MAX  64
 #define CONFIG_PATH_MAX    4096
 
+/* The isolation layers of a sandbox (DESIGN.md section 3). All are on by default; an
+ * operator may switch one off by name (--disable-layers), which is logged at every start
+ * and shown by /ready and --print-config. */
+typedef enum Layer {
+        LAYER_PIDNS = 1u << 0,
+        LAYER_NETNS = 1u << 1,
+        LAYER_MOUNTNS = 1u << 2,
+        LAYER_IPCNS = 1u << 3,
+        LAYER_UTSNS = 1u << 4,
+        LAYER_CGROUPNS = 1u << 5,
+        LAYER_CGROUPS = 1u << 6,
+        LAYER_RLIMITS = 1u << 7,
+        LAYER_CREDENTIALS = 1u << 8, /* unprivileged uid, no capabilities, no_new_privs */
+        LAYER_SECCOMP = 1u << 9,
+        _LAYER_ALL = (1u << 10) - 1,
+} Layer;
+
+/* The name of one layer bit ("seccomp"), or NULL. */
+const char *layer_name(Layer l);
+
+/* Writes the comma-separated names of the layers in `mask` into buf. */
+void layers_format(uint32_t mask, char *buf, size_t len);
+
 typedef struct Config {
         char listen[CONFIG_LISTEN_MAX];   /* numeric IPv4 or IPv6 address */
         uint16_t port;                    /* 0: any free port (logged at start) */
@@ -28,6 +51,9 @@ typedef struct Config {
         unsigned max_connections;         /* open HTTP connections */
         char preload[CONFIG_PRELOAD_MAX]; /* comma-separated modules imported by the zygote */
         uint32_t uid_base;                /* sandbox slot N runs as uid/gid uid_base + N */
+        uint32_t disabled_layers;         /* Layer bits switched off by the operator */
+        size_t tmp_size;                  /* bytes of the private /tmp tmpfs */
+        unsigned pids_max;                /* processes and threads per sandbox */
         LogFormat log_format;
         LogLevel log_level;
 } Config;

@@ -103,6 +103,19 @@ static enum MHD_Result reply_simple(Request *rq, unsigned status, const char *ke
         return send_response(rq);
 }
 
+static enum MHD_Result reply_ready(Request *rq)
+{
+        const char *disabled[32];
+        size_t n = 0;
+
+        for (uint32_t bit = 1; bit & _LAYER_ALL && n < ELEMENTSOF(disabled); bit <<= 1)
+                if (rq->srv->cfg->disabled_layers & bit)
+                        disabled[n++] = layer_name((Layer) bit);
+        if (response_ready(executor_ready(rq->srv->ex), disabled, n, &rq->response) < 0)
+                return MHD_NO;
+        return send_response(rq);
+}
+
 /* Called on the executor thread once the job's sandbox is gone. */
 static void on_done(const ExecOutcome *o, void *userdata)
 {
@@ -250,9 +263,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         }
                         if (strcmp(url, "/health") == 0)
                                 return reply_simple(rq, 200, "status", "ok");
-                        if (executor_ready(s->ex))
-                                return reply_simple(rq, 200, "status", "ready");
-                        return reply_simple(rq, 503, "status", "not ready");
+                        return reply_ready(rq);
                 }
                 return reply_error(rq, API_NOT_FOUND, "No such endpoint");
         }
@@ -326,11 +337,12 @@ int server_start(const Config *cfg, Executor *ex, Server **ret)
                 return -ENOMEM;
         s->cfg = cfg;
         s->ex = ex;
-        s->daemon = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, s,
-                                     MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_LIMIT,
-                                     (unsigned) cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-                                     (unsigned) 30, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+        /* The logger first, so that MHD's own messages about later options reach it. */
+        s->daemon = MHD_start_daemon(
+                flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+                s, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_LIMIT,
+                (unsigned) cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30,
+                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
         if (!s->daemon) {
                 free(s);
                 return -EADDRNOTAVAIL;

@@ -95,7 +95,8 @@ struct Job {
         int internal_errno;
         uint64_t deadline_usec;
         uint64_t started_usec, finished_usec;
-        bool finished; /* answered; freed at the end of the event batch */
+        uint64_t oom_kills_before; /* the slot's OOM-kill count when the job started */
+        bool finished;             /* answered; freed at the end of the event batch */
 };
 
 typedef enum ZygoteState {
@@ -106,6 +107,7 @@ typedef enum ZygoteState {
 
 struct Executor {
         const Config *cfg;
+        Cgroups *cgroups; /* NULL with the cgroups layer off */
         pthread_t thread;
         bool thread_started;
 
@@ -217,6 +219,12 @@ static void finish(Executor *ex, Job *j)
 
         if (j->started_usec)
                 o.duration_ms = (double) (end_usec - j->started_usec) / 1000.0;
+        if (ex->cgroups && j->state != JOB_QUEUED) {
+                uint64_t kills;
+                /* The sandbox is reaped: nothing else can be charged to the slot now. */
+                if (cgroup_oom_kills(ex->cgroups, j->slot, &kills) == 0)
+                        o.oom_killed = kills > j->oom_kills_before;
+        }
 
         job_close_fd(ex, &j->ctl);
         job_close_fd(ex, &j->out);
@@ -256,7 +264,7 @@ static void zygote_set_ready(Executor *ex, bool ready)
 
 static int zygote_start(Executor *ex)
 {
-        int r = zygote_launch(ex->cfg, &ex->zygote_pid, &ex->zygote_sock);
+        int r = zygote_launch(ex->cfg, ex->cgroups, &ex->zygote_pid, &ex->zygote_sock);
         if (r < 0)
                 return r;
         r = fd_set_nonblock(ex->zygote_sock);
@@ -595,6 +603,8 @@ static void start_jobs(Executor *ex)
                 j->deadline_usec = now_usec() + SETUP_GRACE_USEC;
                 ex->slots[slot] = j;
                 ex->running++;
+                if (ex->cgroups)
+                        (void) cgroup_oom_kills(ex->cgroups, slot, &j->oom_kills_before);
 
                 ZygoteMsg m = {
                         .magic = ZYGOTE_MAGIC,
@@ -861,7 +871,13 @@ int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
             (r = epoll_add(ex, ex->sigfd, EPOLLIN, &ex->w_signal)) < 0)
                 goto fail;
 
-        r = zygote_launch(cfg, &ex->zygote_pid, &ex->zygote_sock);
+        if (!(cfg->disabled_layers & LAYER_CGROUPS)) {
+                r = cgroup_setup(cfg->concurrency, (uint64_t) cfg->memory_mb << 20, cfg->pids_max,
+                                 &ex->cgroups, errbuf, errlen);
+                if (r < 0)
+                        goto fail;
+        }
+        r = zygote_launch(cfg, ex->cgroups, &ex->zygote_pid, &ex->zygote_sock);
         if (r < 0) {
                 (void) snprintf(errbuf, errlen, "cannot start the zygote: %s", strerror(-r));
                 goto fail;
@@ -939,6 +955,7 @@ void executor_free(Executor *ex)
         (void) safe_close(ex->wakefd);
         (void) safe_close(ex->sigfd);
         (void) pthread_mutex_destroy(&ex->lock);
+        cgroup_free(ex->cgroups); /* every sandbox is gone with the zygote */
         free(ex->slots);
         free(ex);
 }

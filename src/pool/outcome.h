@@ -33,6 +33,7 @@ typedef struct ExecOutcome {
         const char *err;
         size_t err_len;
         bool err_truncated;
+        bool oom_killed; /* the slot's cgroup counted an OOM kill during the job */
         double duration_ms;
         uint32_t timeout_ms;
 } ExecOutcome;

@@ -1,16 +1,27 @@
-/* See sandbox.h. Order matters: the parent-death signal first (so nothing outlives the
- * zygote), limits while we may still raise them, credentials last but one, no_new_privs
- * last. */
+/* See sandbox.h: the ordered entry into the sandbox. Order matters:
+ *   1. parent-death signal, so nothing outlives the zygote;
+ *   2. the slot's network namespace and cgroups, then a cgroup namespace rooted there,
+ *      while we are still root and hold the descriptors;
+ *   3. descriptors: 0..3 installed, everything else closed;
+ *   4. mounts (/tmp, /proc) and host name, needing CAP_SYS_ADMIN;
+ *   5. signals and rlimits, while limits may still be raised;
+ *   6. capabilities (bounding set, securebits), then the unprivileged uid/gid, then
+ *      no_new_privs;
+ *   7. seccomp, last, once nothing privileged is left to do. */
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
-#include <grp.h>
 
 #include "sandbox/sandbox.h"
+#include "util/fd.h"
 #include "util/macro.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -22,19 +33,26 @@
 #endif
 
 #define SANDBOX_NOFILE 256
-#define SANDBOX_NPROC  64
 #define SANDBOX_FSIZE  (64ULL << 20)
+#define HOSTNAME       "sandbox"
 
 static const char *const stage_names[_SANDBOX_STAGE_MAX] = {
         [SANDBOX_STAGE_OK] = "ok",
         [SANDBOX_STAGE_CLONE] = "clone",
-        [SANDBOX_STAGE_FDS] = "file descriptors",
-        [SANDBOX_STAGE_SIGNALS] = "signals",
         [SANDBOX_STAGE_PDEATHSIG] = "parent-death signal",
+        [SANDBOX_STAGE_NETNS] = "network namespace",
+        [SANDBOX_STAGE_CGROUPS] = "cgroups",
+        [SANDBOX_STAGE_CGROUPNS] = "cgroup namespace",
+        [SANDBOX_STAGE_FDS] = "file descriptors",
+        [SANDBOX_STAGE_MOUNTS] = "mounts",
+        [SANDBOX_STAGE_HOSTNAME] = "host name",
+        [SANDBOX_STAGE_SIGNALS] = "signals",
         [SANDBOX_STAGE_RLIMITS] = "rlimits",
+        [SANDBOX_STAGE_CAPABILITIES] = "capabilities",
         [SANDBOX_STAGE_CREDENTIALS] = "credentials",
         [SANDBOX_STAGE_NO_NEW_PRIVS] = "no_new_privs",
         [SANDBOX_STAGE_CWD] = "working directory",
+        [SANDBOX_STAGE_SECCOMP] = "seccomp",
         [SANDBOX_STAGE_RUNTIME] = "python runtime",
 };
 
@@ -45,9 +63,21 @@ const char *sandbox_stage_name(int stage)
         return stage_names[stage];
 }
 
-uint64_t sandbox_clone_flags(void)
+uint64_t sandbox_clone_flags(uint32_t layers)
 {
-        return CLONE_NEWPID;
+        uint64_t flags = 0;
+
+        if (layers & LAYER_PIDNS)
+                flags |= CLONE_NEWPID;
+        if (layers & LAYER_MOUNTNS)
+                flags |= CLONE_NEWNS;
+        if (layers & LAYER_IPCNS)
+                flags |= CLONE_NEWIPC;
+        if (layers & LAYER_UTSNS)
+                flags |= CLONE_NEWUTS;
+        /* The network namespace is the slot's (setns), the cgroup namespace is created
+         * after joining the slot's cgroup (so that it is rooted there). */
+        return flags;
 }
 
 uint64_t sandbox_as_limit(uint64_t zygote_vm_size, uint32_t memory_mb)
@@ -68,11 +98,11 @@ static int set_limit(int resource, rlim_t value)
 
 static int reset_signals(void)
 {
-        sigset_t all;
+        sigset_t none;
         struct sigaction dfl = {.sa_handler = SIG_DFL}, ign = {.sa_handler = SIG_IGN};
 
         /* The zygote blocks SIGCHLD for its signalfd; the script must start clean. */
-        if (sigemptyset(&all) < 0 || sigprocmask(SIG_SETMASK, &all, NULL) < 0)
+        if (sigemptyset(&none) < 0 || sigprocmask(SIG_SETMASK, &none, NULL) < 0)
                 return -errno;
         for (int sig = 1; sig < _NSIG; sig++)
                 if (sig != SIGKILL && sig != SIGSTOP)
@@ -92,63 +122,139 @@ int sandbox_apply_job_limits(uint64_t as_bytes, uint32_t cpu_seconds)
                 if (r < 0)
                         return r;
         }
-        /* Soft limit first: SIGXCPU at the soft limit, SIGKILL one second later. */
+        /* SIGXCPU at the soft limit (reported as TIMEOUT), SIGKILL one second later. */
         struct rlimit cpu = {.rlim_cur = cpu_seconds, .rlim_max = (rlim_t) cpu_seconds + 1};
         if (setrlimit(RLIMIT_CPU, &cpu) < 0)
                 return -errno;
         return 0;
 }
 
-int sandbox_enter(const SandboxParams *p, SandboxStage *ret_stage)
+/* Moves io[i] to descriptor number i, then closes everything else. The sources may
+ * themselves be small numbers, so everything is lifted above the targets first. */
+static int install_fds(int io[4])
+{
+        for (int i = 0; i < 4; i++) {
+                int hi = fcntl(io[i], F_DUPFD_CLOEXEC, 16);
+                if (hi < 0)
+                        return -errno;
+                io[i] = hi;
+        }
+        for (int i = 0; i < 4; i++) {
+                if (dup2(io[i], i) < 0) /* dup2 leaves the target without CLOEXEC */
+                        return -errno;
+                io[i] = i;
+        }
+        if (syscall(SYS_close_range, 4U, ~0U, 0) < 0)
+                return -errno;
+        return 0;
+}
+
+static int set_rlimits(const SandboxParams *p)
+{
+        int r;
+
+        if ((r = set_limit(RLIMIT_CORE, 0)) < 0 || (r = set_limit(RLIMIT_MEMLOCK, 0)) < 0 ||
+            (r = set_limit(RLIMIT_NOFILE, SANDBOX_NOFILE)) < 0 ||
+            (r = set_limit(RLIMIT_NPROC, p->nproc)) < 0 ||
+            (r = set_limit(RLIMIT_FSIZE, SANDBOX_FSIZE)) < 0)
+                return r;
+        return sandbox_apply_job_limits(p->as_bytes, p->cpu_seconds);
+}
+
+static int drop_privileges(const SandboxParams *p, SandboxStage *stage)
+{
+        int r;
+
+        *stage = SANDBOX_STAGE_CAPABILITIES;
+        if (p->uid == 0 || p->gid == 0)
+                return -EPERM;
+        r = caps_drop_bounding();
+        if (r < 0)
+                return r;
+
+        *stage = SANDBOX_STAGE_CREDENTIALS;
+        if (setgroups(0, NULL) < 0 || setresgid(p->gid, p->gid, p->gid) < 0 ||
+            setresuid(p->uid, p->uid, p->uid) < 0)
+                return -errno;
+        /* Verify, do not trust: a kernel or LSM that silently kept root must not pass. */
+        if (getuid() != p->uid || geteuid() != p->uid || getgid() != p->gid ||
+            getegid() != p->gid || setresuid(0, 0, 0) == 0 || getgroups(0, NULL) != 0)
+                return -EPERM;
+        *stage = SANDBOX_STAGE_CAPABILITIES;
+        r = caps_verify_none();
+        if (r < 0)
+                return r;
+
+        *stage = SANDBOX_STAGE_NO_NEW_PRIVS;
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return -errno;
+        return 0;
+}
+
+int sandbox_enter(const SandboxParams *p, int io[4], SandboxStage *ret_stage)
 {
         SandboxStage stage;
-        int r;
+        int r = 0;
 
         stage = SANDBOX_STAGE_PDEATHSIG;
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
                 goto fail_errno;
 
+        stage = SANDBOX_STAGE_NETNS;
+        if (p->layers & LAYER_NETNS && (r = netns_enter(p->netns_fd)) < 0)
+                goto fail;
+
+        stage = SANDBOX_STAGE_CGROUPS;
+        if (p->layers & LAYER_CGROUPS) {
+                if (p->n_cgroup_fds == 0) {
+                        r = -ENOENT;
+                        goto fail;
+                }
+                /* "0" is the writing process. Root on the host may write these files. */
+                for (size_t i = 0; i < p->n_cgroup_fds; i++)
+                        if ((r = write_all(p->cgroup_fds[i], "0", 1)) < 0)
+                                goto fail;
+        }
+
+        stage = SANDBOX_STAGE_CGROUPNS;
+        if (p->layers & LAYER_CGROUPNS && unshare(CLONE_NEWCGROUP) < 0)
+                goto fail_errno;
+
+        stage = SANDBOX_STAGE_FDS;
+        if ((r = install_fds(io)) < 0)
+                goto fail;
+
+        stage = SANDBOX_STAGE_MOUNTS;
+        if (p->layers & LAYER_MOUNTNS && (r = mount_sandbox(p->uid, p->gid, p->tmp_bytes)) < 0)
+                goto fail;
+
+        stage = SANDBOX_STAGE_HOSTNAME;
+        if (p->layers & LAYER_UTSNS && sethostname(HOSTNAME, strlen(HOSTNAME)) < 0)
+                goto fail_errno;
+
         stage = SANDBOX_STAGE_SIGNALS;
-        r = reset_signals();
-        if (r < 0)
+        if ((r = reset_signals()) < 0)
                 goto fail;
 
         stage = SANDBOX_STAGE_RLIMITS;
-        if ((r = set_limit(RLIMIT_CORE, 0)) < 0 || (r = set_limit(RLIMIT_MEMLOCK, 0)) < 0 ||
-            (r = set_limit(RLIMIT_NOFILE, SANDBOX_NOFILE)) < 0 ||
-            (r = set_limit(RLIMIT_NPROC, SANDBOX_NPROC)) < 0 ||
-            (r = set_limit(RLIMIT_FSIZE, SANDBOX_FSIZE)) < 0 ||
-            (r = sandbox_apply_job_limits(p->as_bytes, p->cpu_seconds)) < 0)
+        if (p->layers & LAYER_RLIMITS && (r = set_rlimits(p)) < 0)
                 goto fail;
 
-        stage = SANDBOX_STAGE_CREDENTIALS;
-        if (p->uid == 0 || p->gid == 0) {
-                r = -EPERM;
+        if (p->layers & LAYER_CREDENTIALS && (r = drop_privileges(p, &stage)) < 0)
                 goto fail;
-        }
-        if (setgroups(0, NULL) < 0 || setresgid(p->gid, p->gid, p->gid) < 0 ||
-            setresuid(p->uid, p->uid, p->uid) < 0)
-                goto fail_errno;
-        /* Verify, do not trust: a kernel or LSM that silently kept root must not pass. */
-        if (getuid() != p->uid || geteuid() != p->uid || getgid() != p->gid ||
-            getegid() != p->gid || setresuid(0, 0, 0) == 0) {
-                r = -EPERM;
-                goto fail;
-        }
-
-        stage = SANDBOX_STAGE_NO_NEW_PRIVS;
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                goto fail_errno;
 
         stage = SANDBOX_STAGE_CWD;
-        if (chdir("/tmp") < 0)
+        if (chdir(p->layers & LAYER_MOUNTNS ? "/tmp" : "/") < 0)
                 goto fail_errno;
 
+        stage = SANDBOX_STAGE_SECCOMP;
+        if (p->layers & LAYER_SECCOMP && (!p->seccomp || (r = seccomp_install(p->seccomp)) < 0))
+                goto fail;
         return 0;
 
 fail_errno:
         r = -errno;
 fail:
         *ret_stage = stage;
-        return r;
+        return r < 0 ? r : -EINVAL;
 }

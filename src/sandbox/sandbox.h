@@ -1,44 +1,69 @@
-/* The sandbox a script runs in, applied by the freshly cloned child before any user code.
- * Each step is one SandboxStage; a failure names its stage and errno, and the caller
- * reports it to the supervisor and exits (fail closed: never run the script with a layer
- * missing).
+/* The sandbox a script runs in (DESIGN.md section 3), applied by the freshly cloned child
+ * before any user code, plus the pieces the zygote and the supervisor prepare once.
  *
- * Layers in this version: a new pid namespace (from the clone flags: everything the script
- * starts dies with it), parent-death signal, a clean signal state, rlimits (CPU, AS, FSIZE,
- * NOFILE, NPROC, CORE, MEMLOCK), an unprivileged uid/gid per slot with no supplementary
- * groups (which also clears every effective and permitted capability), no_new_privs. */
+ * Each step of sandbox_enter() is one SandboxStage; a failure names its stage and errno,
+ * the child reports it and exits, and the supervisor answers 500 (fail closed: a script
+ * never runs with a configured layer missing). Layers are the Layer bits of config.h. */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "config/config.h"
 
 typedef enum SandboxStage {
         SANDBOX_STAGE_OK = 0,
         SANDBOX_STAGE_CLONE,
-        SANDBOX_STAGE_FDS,
-        SANDBOX_STAGE_SIGNALS,
         SANDBOX_STAGE_PDEATHSIG,
+        SANDBOX_STAGE_NETNS,
+        SANDBOX_STAGE_CGROUPS,
+        SANDBOX_STAGE_CGROUPNS,
+        SANDBOX_STAGE_FDS,
+        SANDBOX_STAGE_MOUNTS,
+        SANDBOX_STAGE_HOSTNAME,
+        SANDBOX_STAGE_SIGNALS,
         SANDBOX_STAGE_RLIMITS,
+        SANDBOX_STAGE_CAPABILITIES,
         SANDBOX_STAGE_CREDENTIALS,
         SANDBOX_STAGE_NO_NEW_PRIVS,
         SANDBOX_STAGE_CWD,
+        SANDBOX_STAGE_SECCOMP,
         SANDBOX_STAGE_RUNTIME,
         _SANDBOX_STAGE_MAX,
 } SandboxStage;
 
+/* A compiled seccomp program (see seccomp.c). */
+typedef struct SeccompProgram {
+        struct sock_filter *insns;
+        unsigned short len;
+} SeccompProgram;
+
+#define SANDBOX_MAX_CGROUP_FDS 3
+
 typedef struct SandboxParams {
+        uint32_t layers; /* enabled Layer bits */
         uid_t uid;
         gid_t gid;
-        uint64_t as_bytes;    /* RLIMIT_AS; 0 = leave unlimited (sanitizer builds) */
-        uint32_t cpu_seconds; /* RLIMIT_CPU */
+        uint64_t as_bytes;                      /* RLIMIT_AS; 0 = unlimited (sanitizer builds) */
+        uint32_t cpu_seconds;                   /* RLIMIT_CPU */
+        unsigned nproc;                         /* RLIMIT_NPROC (per uid: each slot has its own) */
+        uint64_t tmp_bytes;                     /* size of the private /tmp */
+        int netns_fd;                           /* the slot's network namespace */
+        int cgroup_fds[SANDBOX_MAX_CGROUP_FDS]; /* the slot's cgroup.procs files */
+        size_t n_cgroup_fds;
+        const SeccompProgram *seccomp;
 } SandboxParams;
 
-/* The clone(2) flags a sandbox is created with. */
-uint64_t sandbox_clone_flags(void);
+/* The clone(2) flags a sandbox is created with, for the enabled layers. */
+uint64_t sandbox_clone_flags(uint32_t layers);
 
-/* Applies every layer to the calling (freshly cloned) process. Returns 0, or -errno with
- * the failing stage in *ret_stage. */
-int sandbox_enter(const SandboxParams *p, SandboxStage *ret_stage);
+/* Applies every enabled layer to the calling (freshly cloned) process. `io` holds the
+ * descriptors that become 0..3 (stdin, stdout, stderr, ctl); every other descriptor is
+ * closed, and `io` is updated to the numbers they have when this returns. Returns 0, or
+ * -errno with the failing stage in *ret_stage. */
+int sandbox_enter(const SandboxParams *p, int io[4], SandboxStage *ret_stage);
 
 /* Lowers the address-space and CPU limits for one job (a request may only lower them). */
 int sandbox_apply_job_limits(uint64_t as_bytes, uint32_t cpu_seconds);
@@ -48,3 +73,33 @@ int sandbox_apply_job_limits(uint64_t as_bytes, uint32_t cpu_seconds);
 uint64_t sandbox_as_limit(uint64_t zygote_vm_size, uint32_t memory_mb);
 
 const char *sandbox_stage_name(int stage);
+
+/* mount.c: the zygote's read-only root (private mount namespace + pivot_root), and the
+ * per-sandbox /tmp and /proc. */
+int mount_build_root(uid_t uid_base, unsigned slots, char *errbuf, size_t errlen);
+int mount_proc(void);
+int mount_sandbox(uid_t uid, gid_t gid, uint64_t tmp_bytes);
+
+/* ns.c: one network namespace per slot. */
+int netns_create(int *ret_fd);
+int netns_enter(int fd);
+
+/* caps.c */
+int caps_drop_bounding(void);
+int caps_verify_none(void);
+
+/* seccomp.c */
+int seccomp_build(SeccompProgram *ret);
+int seccomp_install(const SeccompProgram *p);
+
+/* cgroup.c: per-slot cgroups, owned by the supervisor. */
+typedef struct Cgroups Cgroups;
+int cgroup_setup(unsigned n_slots, uint64_t mem_bytes, unsigned pids_max, Cgroups **ret,
+                 char *errbuf, size_t errlen);
+int cgroup_version(const Cgroups *cg);
+/* Opens the slot's cgroup.procs file(s) (one per hierarchy) for the zygote. */
+int cgroup_open_procs(const Cgroups *cg, unsigned slot, int *fds, size_t max, size_t *ret_n);
+/* The slot's count of OOM kills so far. */
+int cgroup_oom_kills(const Cgroups *cg, unsigned slot, uint64_t *ret);
+/* Removes the cgroups (they must be empty) and frees. NULL is fine. */
+void cgroup_free(Cgroups *cg);

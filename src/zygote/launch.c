@@ -28,7 +28,25 @@ static char *const zygote_env[] = {
         NULL,
 };
 
-int zygote_launch(const Config *cfg, pid_t *ret_pid, int *ret_sock)
+static int send_slots(int sock, const Cgroups *cg, unsigned n_slots)
+{
+        for (unsigned slot = 0; slot < n_slots; slot++) {
+                ZygoteMsg m = {.magic = ZYGOTE_MAGIC, .type = ZYGOTE_SLOT, .slot = slot};
+                int fds[SANDBOX_MAX_CGROUP_FDS];
+                size_t n = 0;
+                int r = cgroup_open_procs(cg, slot, fds, SANDBOX_MAX_CGROUP_FDS, &n);
+                if (r < 0)
+                        return r;
+                r = send_with_fds(sock, &m, sizeof(m), fds, n);
+                for (size_t i = 0; i < n; i++)
+                        (void) close(fds[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int zygote_launch(const Config *cfg, const Cgroups *cg, pid_t *ret_pid, int *ret_sock)
 {
         _cleanup_close_ int parent_end = -EBADF, child_end = -EBADF;
         int sv[2], r;
@@ -40,6 +58,9 @@ int zygote_launch(const Config *cfg, pid_t *ret_pid, int *ret_sock)
                 .memory_mb = cfg->memory_mb,
                 .log_level = (uint32_t) cfg->log_level,
                 .log_format = (uint32_t) cfg->log_format,
+                .layers = _LAYER_ALL & ~cfg->disabled_layers,
+                .pids_max = cfg->pids_max,
+                .tmp_size = cfg->tmp_size,
         };
         char *const argv[] = {"pyexecd", ZYGOTE_ARGV1, NULL};
         pid_t pid;
@@ -70,6 +91,8 @@ int zygote_launch(const Config *cfg, pid_t *ret_pid, int *ret_sock)
         child_end = safe_close(child_end);
 
         r = send_with_fds(parent_end, &zc, sizeof(zc), NULL, 0);
+        if (r == 0 && cg)
+                r = send_slots(parent_end, cg, cfg->concurrency);
         if (r < 0) {
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);

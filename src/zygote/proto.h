@@ -3,7 +3,9 @@
  * magic, and anything else ends the conversation.
  *
  * supervisor <-> zygote: a SOCK_SEQPACKET socketpair (fd 3 of the zygote).
- *   -> ZygoteConfig (once, first)          <- ZygoteReady (once; status < 0 = start failed)
+ *   -> ZygoteConfig (once, first)
+ *   -> ZygoteMsg{SLOT, slot} + the slot's cgroup.procs fds (once per slot, with cgroups)
+ *                                          <- ZygoteReady (once; status < 0 = start failed)
  *   -> ZygoteMsg{SPAWN, token, slot}       <- ZygoteMsg{SPAWNED, token, pid} + fds
  *                                              [pidfd, ctl, stdout, stderr]
  *                                          <- ZygoteMsg{SPAWN_FAILED, token, err}
@@ -30,7 +32,10 @@ typedef struct ZygoteConfig {
         uint32_t memory_mb;  /* maximum per script */
         uint32_t log_level;
         uint32_t log_format;
+        uint32_t layers; /* enabled Layer bits */
+        uint32_t pids_max;
         uint32_t reserved;
+        uint64_t tmp_size;
         char preload[512];
 } ZygoteConfig;
 
@@ -42,7 +47,8 @@ typedef struct ZygoteReady {
 } ZygoteReady;
 
 typedef enum ZygoteMsgType {
-        ZYGOTE_SPAWN = 1,
+        ZYGOTE_SLOT = 1,
+        ZYGOTE_SPAWN,
         ZYGOTE_SPAWNED,
         ZYGOTE_SPAWN_FAILED,
         ZYGOTE_EXITED,

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -29,9 +30,17 @@
 
 #define SCRIPT_MAX (1U << 30)
 
+typedef struct Slot {
+        int netns_fd;
+        int cgroup_fds[SANDBOX_MAX_CGROUP_FDS];
+        size_t n_cgroup_fds;
+} Slot;
+
 static struct {
         ZygoteConfig cfg;
         uint64_t vm_size;
+        Slot *slots;
+        SeccompProgram seccomp;
 } zygote;
 
 /* Reads a "Key:   <number>" line of /proc/self/status (kB values are returned in bytes). */
@@ -57,52 +66,41 @@ static int proc_status_value(const char *key, uint64_t *ret)
         return r;
 }
 
-/* Moves `fds[i]` to descriptor number i for each i, then closes everything else. The
- * sources may themselves be small numbers, so everything is lifted above the targets
- * first. */
-static int install_fds(int *fds, int n)
-{
-        for (int i = 0; i < n; i++) {
-                int hi = fcntl(fds[i], F_DUPFD_CLOEXEC, 16);
-                if (hi < 0)
-                        return -errno;
-                fds[i] = hi;
-        }
-        for (int i = 0; i < n; i++)
-                if (dup2(fds[i], i) < 0) /* dup2 leaves the target without CLOEXEC */
-                        return -errno;
-        if (syscall(SYS_close_range, (unsigned) n, ~0U, 0) < 0)
-                return -errno;
-        return 0;
-}
-
 /* The sandbox's life, from the first instruction after clone to _exit. Never returns. */
 static _Noreturn void sandbox_child(uint32_t slot, int ctl, int out, int err)
 {
+        const Slot *sl = &zygote.slots[slot];
         SandboxHello hello = {.magic = SANDBOX_MAGIC};
         SandboxStage stage = SANDBOX_STAGE_OK;
         SandboxParams params = {
+                .layers = zygote.cfg.layers,
                 .uid = zygote.cfg.uid_base + slot,
                 .gid = zygote.cfg.uid_base + slot,
                 .as_bytes = sandbox_as_limit(zygote.vm_size, zygote.cfg.memory_mb),
                 .cpu_seconds = zygote.cfg.timeout_ms / 1000 + 1,
+                .nproc = zygote.cfg.pids_max,
+                .tmp_bytes = zygote.cfg.tmp_size,
+                .netns_fd = sl->netns_fd,
+                .n_cgroup_fds = sl->n_cgroup_fds,
+                .seccomp = &zygote.seccomp,
         };
+        int io[4] = {-EBADF, out, err, ctl};
         SandboxJob job;
         char *script = NULL, *frame = NULL;
         size_t frame_len = 0;
         int r;
 
+        memcpy(params.cgroup_fds, sl->cgroup_fds, sizeof(params.cgroup_fds));
         runtime_after_fork_child();
 
-        {
-                int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                int fds[4] = {devnull, out, err, ctl};
+        io[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (io[0] < 0) {
+                r = -errno;
                 stage = SANDBOX_STAGE_FDS;
-                r = devnull < 0 ? -errno : install_fds(fds, 4);
-        }
-        if (r == 0)
-                r = sandbox_enter(&params, &stage);
+        } else
+                r = sandbox_enter(&params, io, &stage);
         if (r == 0) {
+                /* Python code runs from here on: under every layer, seccomp included. */
                 stage = SANDBOX_STAGE_RUNTIME;
                 r = runtime_reseed();
         }
@@ -110,10 +108,10 @@ static _Noreturn void sandbox_child(uint32_t slot, int ctl, int out, int err)
                 hello.stage = (int32_t) stage;
                 hello.err = -r;
         }
-        /* fd 3 is the ctl socket now, whatever it was before. */
-        if (write_all(3, &hello, sizeof(hello)) < 0 || r < 0)
+        if (write_all(io[3], &hello, sizeof(hello)) < 0 || r < 0)
                 _exit(127);
 
+        /* io[3] is fd 3 now. */
         if (read_exact(3, &job, sizeof(job)) < 0 || job.magic != SANDBOX_MAGIC ||
             job.script_len > SCRIPT_MAX)
                 _exit(126);
@@ -122,9 +120,9 @@ static _Noreturn void sandbox_child(uint32_t slot, int ctl, int out, int err)
                 _exit(126);
         script[job.script_len] = '\0';
 
-        r = sandbox_apply_job_limits(sandbox_as_limit(zygote.vm_size, job.memory_mb),
-                                     job.timeout_ms / 1000 + 1);
-        if (r < 0)
+        if (zygote.cfg.layers & LAYER_RLIMITS &&
+            sandbox_apply_job_limits(sandbox_as_limit(zygote.vm_size, job.memory_mb),
+                                     job.timeout_ms / 1000 + 1) < 0)
                 _exit(125);
 
         r = runtime_run(script, job.script_len, job.result_limit, &frame, &frame_len);
@@ -147,7 +145,7 @@ static int spawn(int sock, const ZygoteMsg *req)
         int pidfd = -EBADF, r;
         ZygoteMsg reply = {.magic = ZYGOTE_MAGIC, .token = req->token, .slot = req->slot};
         struct clone_args args = {
-                .flags = CLONE_PIDFD | sandbox_clone_flags(),
+                .flags = CLONE_PIDFD | sandbox_clone_flags(zygote.cfg.layers),
                 .pidfd = (uint64_t) (uintptr_t) &pidfd,
                 .exit_signal = SIGCHLD,
         };
@@ -222,6 +220,69 @@ static int reap(int sock)
         }
 }
 
+/* Receives the slots' cgroup descriptors, creates the slots' network namespaces, compiles
+ * the seccomp filter and builds the read-only root, as the configured layers require. */
+static int prepare_slots(int sock, char *errbuf, size_t errlen)
+{
+        uint32_t layers = zygote.cfg.layers;
+        int r;
+
+        if (zygote.cfg.slots == 0 || zygote.cfg.slots > 65536) {
+                (void) snprintf(errbuf, errlen, "invalid slot count");
+                return -EINVAL;
+        }
+        zygote.slots = calloc(zygote.cfg.slots, sizeof(Slot));
+        if (!zygote.slots)
+                return -ENOMEM;
+        for (uint32_t i = 0; i < zygote.cfg.slots; i++)
+                zygote.slots[i].netns_fd = -EBADF;
+
+        if (layers & LAYER_CGROUPS)
+                for (uint32_t i = 0; i < zygote.cfg.slots; i++) {
+                        ZygoteMsg m;
+                        Slot *sl;
+                        size_t n_fds = 0;
+                        int fds[SANDBOX_MAX_CGROUP_FDS];
+                        ssize_t n =
+                                recv_with_fds(sock, &m, sizeof(m), fds, ELEMENTSOF(fds), &n_fds);
+                        if (n != (ssize_t) sizeof(m) || m.magic != ZYGOTE_MAGIC ||
+                            m.type != ZYGOTE_SLOT || m.slot >= zygote.cfg.slots || n_fds == 0) {
+                                (void) snprintf(errbuf, errlen, "bad slot message");
+                                return -EPROTO;
+                        }
+                        sl = &zygote.slots[m.slot];
+                        memcpy(sl->cgroup_fds, fds, n_fds * sizeof(int));
+                        sl->n_cgroup_fds = n_fds;
+                }
+
+        if (layers & LAYER_NETNS)
+                for (uint32_t i = 0; i < zygote.cfg.slots; i++) {
+                        r = netns_create(&zygote.slots[i].netns_fd);
+                        if (r < 0) {
+                                (void) snprintf(errbuf, errlen,
+                                                "cannot create a network namespace: %s",
+                                                strerror(-r));
+                                return r;
+                        }
+                }
+
+        if (layers & LAYER_SECCOMP) {
+                r = seccomp_build(&zygote.seccomp);
+                if (r < 0) {
+                        (void) snprintf(errbuf, errlen, "cannot build the seccomp filter: %s",
+                                        strerror(-r));
+                        return r;
+                }
+        }
+
+        if (layers & LAYER_MOUNTNS) {
+                r = mount_build_root(zygote.cfg.uid_base, zygote.cfg.slots, errbuf, errlen);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static void send_ready(int sock, int status, const char *message)
 {
         ZygoteReady zr = {.magic = ZYGOTE_MAGIC, .status = status, .vm_size = zygote.vm_size};
@@ -255,6 +316,14 @@ _Noreturn void zygote_main(void)
                 _exit(1);
         }
 
+        /* Everything a sandbox needs from outside its view, before the pivot. */
+        r = prepare_slots(sock, errbuf, sizeof(errbuf));
+        if (r < 0) {
+                log_event(LOG_LEVEL_ERROR, NULL, NULL, "%s", errbuf);
+                send_ready(sock, r, errbuf);
+                _exit(1);
+        }
+
         r = runtime_init(zygote.cfg.preload, errbuf, sizeof(errbuf));
         if (r < 0) {
                 log_event(LOG_LEVEL_ERROR, NULL, NULL, "%s", errbuf);
@@ -262,8 +331,18 @@ _Noreturn void zygote_main(void)
                 _exit(1);
         }
         /* fork() in a multi-threaded process copies one thread and whatever locks the
-         * others held: refuse to serve rather than risk it. */
+         * others held: refuse to serve rather than risk it. The pivoted view has no /proc
+         * of its own: mount one for this check, then take it away again. */
+        if (zygote.cfg.layers & LAYER_MOUNTNS && mount_proc() < 0) {
+                send_ready(sock, -errno, "cannot mount /proc in the zygote");
+                _exit(1);
+        }
         r = proc_status_value("Threads", &threads);
+        (void) proc_status_value("VmSize", &zygote.vm_size);
+        if (zygote.cfg.layers & LAYER_MOUNTNS && umount2("/proc", MNT_DETACH) < 0) {
+                send_ready(sock, -errno, "cannot unmount /proc in the zygote");
+                _exit(1);
+        }
         if (r < 0 || threads != 1) {
                 (void) snprintf(errbuf, sizeof(errbuf),
                                 "the zygote has %llu threads after preloading; it must have "
@@ -273,7 +352,6 @@ _Noreturn void zygote_main(void)
                 send_ready(sock, -EBUSY, errbuf);
                 _exit(1);
         }
-        (void) proc_status_value("VmSize", &zygote.vm_size);
         send_ready(sock, 0, NULL);
         log_event(LOG_LEVEL_DEBUG, NULL, NULL, "zygote ready (VmSize %llu kB)",
                   (unsigned long long) (zygote.vm_size / 1024));

@@ -1,0 +1,54 @@
+/* Capabilities: the sandbox starts as root in the host's user namespace and must end with
+ * nothing. The bounding set is emptied (so no exec, setuid binary or file capability can
+ * bring a capability back), the ambient set cleared, securebits locked so that uid 0 would
+ * never regain capabilities, and only then does the process switch to its unprivileged
+ * uid, which empties the permitted and effective sets. caps_verify_none() checks the
+ * result instead of trusting it. */
+#include <errno.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sandbox/sandbox.h"
+
+int caps_drop_bounding(void)
+{
+        /* Up to the kernel's last capability: PR_CAPBSET_DROP says EINVAL past it. */
+        for (unsigned long cap = 0; cap <= 63; cap++) {
+                if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+                        if (errno == EINVAL && cap > CAP_LAST_CAP)
+                                break;
+                        if (errno == EINVAL)
+                                continue;
+                        return -errno;
+                }
+        }
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+                return -errno;
+        /* uid 0 gets no capabilities from exec, and these rules cannot be changed back. */
+        if (prctl(PR_SET_SECUREBITS,
+                  SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED |
+                          SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
+                          SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED,
+                  0, 0, 0) < 0)
+                return -errno;
+        return 0;
+}
+
+int caps_verify_none(void)
+{
+        struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+        struct __user_cap_data_struct d[2];
+
+        if (syscall(SYS_capget, &h, d) < 0)
+                return -errno;
+        for (int i = 0; i < 2; i++)
+                if (d[i].effective || d[i].permitted || d[i].inheritable)
+                        return -EPERM;
+        for (unsigned long cap = 0; cap <= CAP_LAST_CAP; cap++)
+                if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) > 0)
+                        return -EPERM;
+        return 0;
+}

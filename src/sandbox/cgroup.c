@@ -1,0 +1,393 @@
+/* Per-slot cgroups, set up by the supervisor at start (single-threaded, before the zygote)
+ * and reused for every sandbox of the slot: creating and removing a memory cgroup per
+ * request leaves "dying" cgroups behind on v1 (notes/kernel-costs.md section 6).
+ *
+ *   v2: <own cgroup>/pyexecd-<pid>/slot-N with memory.max, memory.swap.max=0,
+ *       memory.oom.group=1 (an OOM kills the whole sandbox), pids.max, cpu.weight.
+ *       In a container whose cgroup holds our processes, the controllers cannot be
+ *       enabled for children ("no internal processes"): every process of our cgroup is
+ *       first moved into a child cgroup `supervisor` (delegation set-up, as snekbox and
+ *       Piston do).
+ *   v1: the same tree in the memory and pids hierarchies (and cpu, when mounted), with
+ *       memory.limit_in_bytes (+memsw when swap accounting exists) and pids.max.
+ *
+ * Sandboxes join by writing "0" to the slot's cgroup.procs descriptors, which the zygote
+ * holds (opened here, passed over the socket). OOM kills are counted from memory.events
+ * (v2) or memory.oom_control (v1), read through descriptors opened here: the supervisor
+ * never resolves a path a sandbox could influence. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sandbox/sandbox.h"
+#include "util/fd.h"
+#include "util/macro.h"
+
+#define CG_ROOT "/sys/fs/cgroup"
+
+typedef enum HierarchyKind {
+        HIER_UNIFIED, /* v2 */
+        HIER_MEMORY,
+        HIER_PIDS,
+        HIER_CPU,
+} HierarchyKind;
+
+typedef struct Hierarchy {
+        HierarchyKind kind;
+        char base[PATH_MAX]; /* .../pyexecd-<pid> */
+        int base_fd;         /* directory of base */
+        int *slot_fd;        /* directory of each slot */
+} Hierarchy;
+
+struct Cgroups {
+        int version;
+        unsigned n_slots;
+        unsigned n_hier;
+        Hierarchy hier[3];
+        int mem_hier;
+};
+
+/* dir + "/" + name into buf; -ENAMETOOLONG instead of a silently truncated path. */
+static int join(char *buf, size_t len, const char *dir, const char *name)
+{
+        int n = snprintf(buf, len, "%s/%s", dir, name);
+        return n < 0 || (size_t) n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int fail(char *errbuf, size_t errlen, int r, const char *what, const char *path)
+{
+        (void) snprintf(errbuf, errlen, "%s %s: %s", what, path, strerror(-r));
+        return r;
+}
+
+static int write_at(int dirfd, const char *file, const char *value)
+{
+        int fd = openat(dirfd, file, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        int r;
+
+        if (fd < 0)
+                return -errno;
+        r = write_all(fd, value, strlen(value));
+        (void) close(fd);
+        return r;
+}
+
+static int write_path(const char *path, const char *value)
+{
+        return write_at(AT_FDCWD, path, value);
+}
+
+/* The cgroup path of this process for a v1 controller, or for v2 (controller NULL). */
+static int own_path(const char *controller, char *ret, size_t len)
+{
+        FILE *f = fopen("/proc/self/cgroup", "re");
+        char line[1024];
+        int r = -ENOENT;
+
+        if (!f)
+                return -errno;
+        while (fgets(line, sizeof(line), f)) {
+                char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+                if (!c2)
+                        continue;
+                *c2 = '\0';
+                char *ctrls = c1 + 1, *path = c2 + 1;
+                path[strcspn(path, "\n")] = '\0';
+                bool match = false;
+                if (!controller)
+                        match = strcmp(line, "0") == 0 && *ctrls == '\0';
+                else
+                        for (char *tok, *save = NULL, *s = ctrls; (tok = strtok_r(s, ",", &save));
+                             s = NULL)
+                                if (strcmp(tok, controller) == 0)
+                                        match = true;
+                if (match) {
+                        (void) snprintf(ret, len, "%s", strcmp(path, "/") == 0 ? "" : path);
+                        r = 0;
+                        break;
+                }
+        }
+        (void) fclose(f);
+        return r;
+}
+
+static bool file_has_word(const char *path, const char *word)
+{
+        char buf[512];
+        FILE *f = fopen(path, "re");
+        bool found = false;
+
+        if (!f)
+                return false;
+        while (fscanf(f, "%511s", buf) == 1)
+                if (strcmp(buf, word) == 0)
+                        found = true;
+        (void) fclose(f);
+        return found;
+}
+
+/* v2: make sure `dir` may have children with memory and pids controllers. */
+static int v2_delegate(const char *dir, char *errbuf, size_t errlen)
+{
+        char path[PATH_MAX], sub[PATH_MAX], sub_procs[PATH_MAX], procs[PATH_MAX], pid[32];
+        int r;
+
+        if (join(path, sizeof(path), dir, "cgroup.subtree_control") < 0 ||
+            join(sub, sizeof(sub), dir, "supervisor") < 0 ||
+            join(procs, sizeof(procs), dir, "cgroup.procs") < 0)
+                return fail(errbuf, errlen, -ENAMETOOLONG, "path too long:", dir);
+        if (file_has_word(path, "memory") && file_has_word(path, "pids"))
+                return 0;
+        r = write_path(path, "+memory +pids");
+        if (r == -EBUSY) {
+                /* Processes live in `dir`: move them all (us included) into a leaf. */
+                if (mkdir(sub, 0755) < 0 && errno != EEXIST)
+                        return fail(errbuf, errlen, -errno, "cannot create", sub);
+                if (join(sub_procs, sizeof(sub_procs), sub, "cgroup.procs") < 0)
+                        return fail(errbuf, errlen, -ENAMETOOLONG, "path too long:", sub);
+                for (int round = 0; round < 10 && r == -EBUSY; round++) {
+                        FILE *f = fopen(procs, "re");
+                        if (!f)
+                                return fail(errbuf, errlen, -errno, "cannot read", procs);
+                        while (fscanf(f, "%31s", pid) == 1)
+                                (void) write_path(sub_procs, pid); /* may be gone: fine */
+                        (void) fclose(f);
+                        r = write_path(path, "+memory +pids");
+                }
+        }
+        if (r < 0)
+                return fail(errbuf, errlen, r, "cannot enable memory and pids controllers in",
+                            path);
+        (void) write_path(path, "+cpu"); /* CPU weight is fairness, not isolation */
+        return 0;
+}
+
+static int slot_limits(const Hierarchy *h, int fd, uint64_t mem_bytes, unsigned pids_max)
+{
+        char v[32];
+        int r = 0;
+
+        switch (h->kind) {
+        case HIER_UNIFIED:
+                (void) snprintf(v, sizeof(v), "%" PRIu64, mem_bytes);
+                if ((r = write_at(fd, "memory.max", v)) < 0)
+                        return r;
+                (void) write_at(fd, "memory.swap.max", "0"); /* absent without swap */
+                if ((r = write_at(fd, "memory.oom.group", "1")) < 0)
+                        return r;
+                (void) snprintf(v, sizeof(v), "%u", pids_max);
+                if ((r = write_at(fd, "pids.max", v)) < 0)
+                        return r;
+                (void) write_at(fd, "cpu.weight", "100");
+                return 0;
+        case HIER_MEMORY:
+                (void) snprintf(v, sizeof(v), "%" PRIu64, mem_bytes);
+                if ((r = write_at(fd, "memory.limit_in_bytes", v)) < 0)
+                        return r;
+                r = write_at(fd, "memory.memsw.limit_in_bytes", v); /* needs swap accounting */
+                return r == -ENOENT ? 0 : r;
+        case HIER_PIDS:
+                (void) snprintf(v, sizeof(v), "%u", pids_max);
+                return write_at(fd, "pids.max", v);
+        case HIER_CPU:
+                return 0; /* default shares: equal for all slots */
+        }
+        return -EINVAL;
+}
+
+/* Removes what hierarchy_setup() made: slot cgroups, then their parent. */
+static void hierarchy_free(const Cgroups *cg, Hierarchy *h)
+{
+        for (unsigned s = 0; h->slot_fd && s < cg->n_slots; s++) {
+                char name[32];
+                (void) snprintf(name, sizeof(name), "slot-%u", s);
+                (void) safe_close(h->slot_fd[s]);
+                /* Fails (EBUSY) only if a process remains. */
+                (void) unlinkat(h->base_fd, name, AT_REMOVEDIR);
+        }
+        (void) safe_close(h->base_fd);
+        if (h->base[0])
+                (void) rmdir(h->base);
+        free(h->slot_fd);
+        h->slot_fd = NULL;
+        *h = (Hierarchy){0};
+}
+
+static int hierarchy_setup(Cgroups *cg, Hierarchy *h, const char *parent, uint64_t mem_bytes,
+                           unsigned pids_max, char *errbuf, size_t errlen)
+{
+        int r;
+
+        char name[32];
+
+        h->base_fd = -EBADF;
+        (void) snprintf(name, sizeof(name), "pyexecd-%d", (int) getpid());
+        if (join(h->base, sizeof(h->base), parent, name) < 0)
+                return fail(errbuf, errlen, -ENAMETOOLONG, "path too long:", parent);
+        if (mkdir(h->base, 0755) < 0 && errno != EEXIST)
+                return fail(errbuf, errlen, -errno, "cannot create cgroup", h->base);
+        h->base_fd = open(h->base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (h->base_fd < 0)
+                return fail(errbuf, errlen, -errno, "cannot open", h->base);
+        if (h->kind == HIER_UNIFIED) {
+                if ((r = write_at(h->base_fd, "cgroup.subtree_control", "+memory +pids")) < 0)
+                        return fail(errbuf, errlen, r, "cannot enable controllers in", h->base);
+                (void) write_at(h->base_fd, "cgroup.subtree_control", "+cpu");
+        }
+        h->slot_fd = calloc(cg->n_slots, sizeof(int));
+        if (!h->slot_fd)
+                return -ENOMEM;
+        for (unsigned i = 0; i < cg->n_slots; i++)
+                h->slot_fd[i] = -EBADF;
+        for (unsigned i = 0; i < cg->n_slots; i++) {
+                (void) snprintf(name, sizeof(name), "slot-%u", i);
+                if (mkdirat(h->base_fd, name, 0755) < 0 && errno != EEXIST)
+                        return fail(errbuf, errlen, -errno, "cannot create cgroup", name);
+                h->slot_fd[i] = openat(h->base_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (h->slot_fd[i] < 0)
+                        return fail(errbuf, errlen, -errno, "cannot open", name);
+                r = slot_limits(h, h->slot_fd[i], mem_bytes, pids_max);
+                if (r < 0)
+                        return fail(errbuf, errlen, r, "cannot set limits on", name);
+        }
+        return 0;
+}
+
+int cgroup_setup(unsigned n_slots, uint64_t mem_bytes, unsigned pids_max, Cgroups **ret,
+                 char *errbuf, size_t errlen)
+{
+        Cgroups *cg = calloc(1, sizeof(*cg));
+        char own[PATH_MAX - 64], parent[PATH_MAX];
+        int r;
+
+        if (!cg)
+                return -ENOMEM;
+        cg->n_slots = n_slots;
+        cg->mem_hier = -1;
+
+        if (file_has_word(CG_ROOT "/cgroup.controllers", "memory")) {
+                cg->version = 2;
+                if ((r = own_path(NULL, own, sizeof(own))) < 0) {
+                        (void) snprintf(errbuf, errlen, "cannot find this process's cgroup");
+                        goto fail;
+                }
+                if (snprintf(parent, sizeof(parent), CG_ROOT "%s", own) >= (int) sizeof(parent)) {
+                        r = -ENAMETOOLONG;
+                        goto fail;
+                }
+                if ((r = v2_delegate(parent, errbuf, errlen)) < 0)
+                        goto fail;
+                cg->n_hier = 1;
+                cg->hier[0].kind = HIER_UNIFIED;
+                cg->mem_hier = 0;
+                if ((r = hierarchy_setup(cg, &cg->hier[0], parent, mem_bytes, pids_max, errbuf,
+                                         errlen)) < 0)
+                        goto fail;
+        } else {
+                static const char *const ctrls[] = {"memory", "pids", "cpu"};
+                static const HierarchyKind kinds[] = {HIER_MEMORY, HIER_PIDS, HIER_CPU};
+                cg->version = 1;
+                for (size_t i = 0; i < ELEMENTSOF(ctrls); i++) {
+                        char mnt[64];
+                        struct stat st;
+                        (void) snprintf(mnt, sizeof(mnt), CG_ROOT "/%s", ctrls[i]);
+                        r = own_path(ctrls[i], own, sizeof(own));
+                        if (r < 0 || stat(mnt, &st) < 0) {
+                                if (i == 2)
+                                        continue; /* cpu is optional */
+                                (void) snprintf(
+                                        errbuf, errlen,
+                                        "no cgroup v2 with the memory controller at " CG_ROOT
+                                        ", and no cgroup v1 %s hierarchy",
+                                        ctrls[i]);
+                                r = -ENOENT;
+                                goto fail;
+                        }
+                        Hierarchy *h = &cg->hier[cg->n_hier++];
+                        h->kind = kinds[i];
+                        if (h->kind == HIER_MEMORY)
+                                cg->mem_hier = (int) cg->n_hier - 1;
+                        if (snprintf(parent, sizeof(parent), "%s%s", mnt, own) >=
+                            (int) sizeof(parent)) {
+                                r = -ENAMETOOLONG;
+                                goto fail;
+                        }
+                        r = hierarchy_setup(cg, h, parent, mem_bytes, pids_max, errbuf, errlen);
+                        if (r < 0 && h->kind == HIER_CPU) {
+                                hierarchy_free(cg, h); /* cpu is optional */
+                                cg->n_hier--;
+                                continue;
+                        }
+                        if (r < 0)
+                                goto fail;
+                }
+        }
+        *ret = cg;
+        return 0;
+fail:
+        cgroup_free(cg);
+        return r;
+}
+
+int cgroup_version(const Cgroups *cg)
+{
+        return cg->version;
+}
+
+int cgroup_open_procs(const Cgroups *cg, unsigned slot, int *fds, size_t max, size_t *ret_n)
+{
+        size_t n = 0;
+
+        for (unsigned i = 0; i < cg->n_hier && n < max; i++) {
+                int fd = openat(cg->hier[i].slot_fd[slot], "cgroup.procs",
+                                O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0) {
+                        int r = -errno;
+                        while (n > 0)
+                                (void) close(fds[--n]);
+                        return r;
+                }
+                fds[n++] = fd;
+        }
+        *ret_n = n;
+        return 0;
+}
+
+int cgroup_oom_kills(const Cgroups *cg, unsigned slot, uint64_t *ret)
+{
+        const char *file = cg->version == 2 ? "memory.events" : "memory.oom_control";
+        char buf[1024], *p;
+        ssize_t n;
+        int fd;
+
+        if (cg->mem_hier < 0)
+                return -ENOENT;
+        fd = openat(cg->hier[cg->mem_hier].slot_fd[slot], file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        n = read(fd, buf, sizeof(buf) - 1);
+        (void) close(fd);
+        if (n < 0)
+                return -errno;
+        buf[n] = '\0';
+        p = strstr(buf, "oom_kill ");
+        if (!p)
+                return -ENOENT; /* kernels before 4.13 */
+        *ret = strtoull(p + strlen("oom_kill "), NULL, 10);
+        return 0;
+}
+
+void cgroup_free(Cgroups *cg)
+{
+        if (!cg)
+                return;
+        for (unsigned i = 0; i < cg->n_hier; i++)
+                hierarchy_free(cg, &cg->hier[i]);
+        free(cg);
+}
