@@ -197,12 +197,8 @@ int main(int argc, char **argv)
                 return 1;
         }
 
-        /* SIGTERM/SIGINT are taken with sigwait() by the main thread: block them before any
-         * thread exists. SIGPIPE: a client that goes away must not kill us. */
-        (void) sigemptyset(&set);
-        (void) sigaddset(&set, SIGTERM);
-        (void) sigaddset(&set, SIGINT);
-        (void) pthread_sigmask(SIG_BLOCK, &set, NULL);
+        /* SIGPIPE: a client that goes away must not kill us. SIGTERM/SIGINT keep their
+         * default action during start-up (a slow start can be interrupted). */
         (void) signal(SIGPIPE, SIG_IGN);
 
         if (cfg.disabled_layers) {
@@ -214,7 +210,11 @@ int main(int argc, char **argv)
         }
         r = executor_new(&cfg, &ex, errbuf, sizeof(errbuf));
         if (r < 0) {
-                log_event(LOG_LEVEL_ERROR, NULL, NULL, "Cannot start: %s",
+                log_event(LOG_LEVEL_ERROR, NULL, NULL,
+                          "Cannot start: %s. pyexecd refuses to run scripts with a configured "
+                          "isolation layer missing: it needs root, namespaces, a writable cgroup "
+                          "hierarchy and seccomp (docker run --privileged; Cloud Run: "
+                          "execution environment gen2; see docs/THREAT-MODEL.md)",
                           errbuf[0] ? errbuf : strerror(-r));
                 return 1;
         }
@@ -227,6 +227,13 @@ int main(int argc, char **argv)
                 return r < 0 ? 2 : r;
         }
 
+        /* From now on SIGTERM/SIGINT are taken with sigwait() by this thread: block them
+         * before the HTTP threads exist, so that they inherit the mask. (The executor
+         * thread blocks them itself.) */
+        (void) sigemptyset(&set);
+        (void) sigaddset(&set, SIGTERM);
+        (void) sigaddset(&set, SIGINT);
+        (void) pthread_sigmask(SIG_BLOCK, &set, NULL);
         r = server_start(&cfg, ex, &srv);
         if (r < 0) {
                 log_errno(LOG_LEVEL_ERROR, r, NULL, "Cannot listen on %s port %u", cfg.listen,

@@ -170,7 +170,8 @@ static int frame_parse(const char *data, size_t len, Frame *ret)
 
         if (!nl)
                 return -EBADMSG;
-        header = json_loadb(data, (size_t) (nl - data), 0, NULL);
+        /* \u0000 is valid JSON (a script may return or raise "a\x00b"). */
+        header = json_loadb(data, (size_t) (nl - data), JSON_ALLOW_NUL, NULL);
         status = json_object_get(header, "status");
         if (!json_is_object(header) || !json_is_string(status)) {
                 json_decref(header);
@@ -183,7 +184,12 @@ static int frame_parse(const char *data, size_t len, Frame *ret)
         if (strcmp(f.status, "ok") == 0) {
                 /* One complete JSON value and nothing else. Integers are read as reals so
                  * that values beyond 64 bits validate; the text itself is what we send. */
-                json_t *v = json_loadb(f.raw, f.raw_len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
+                json_t *v = NULL;
+                /* jansson stops at a raw NUL byte after a top-level number and calls that
+                 * the end: such bytes would be spliced into the body. */
+                if (!memchr(f.raw, '\0', f.raw_len))
+                        v = json_loadb(f.raw, f.raw_len,
+                                       JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL,
                                        NULL);
                 if (!v) {
                         json_decref(header);
@@ -198,10 +204,13 @@ static int frame_parse(const char *data, size_t len, Frame *ret)
         return 0;
 }
 
-static const char *header_text(const Frame *f, const char *key, const char *fallback)
+/* A string member of the header as a JSON string (NULs and all), or `fallback`. */
+static json_t *header_text(const Frame *f, const char *key, const char *fallback)
 {
         json_t *v = json_object_get(f->header, key);
-        return json_is_string(v) ? json_string_value(v) : fallback;
+        if (json_is_string(v))
+                return json_stringn(json_string_value(v), json_string_length(v));
+        return json_string(fallback);
 }
 
 static json_int_t header_int(const Frame *f, const char *key)
@@ -239,15 +248,18 @@ static int from_frame(const Frame *f, const ExecOutcome *o, json_t *obj, ApiResp
 
         if (code == API_MEMORY_LIMIT)
                 r = add_error(obj, code, "Memory limit exceeded");
-        else
-                r = add_error(obj, code, header_text(f, "error", "The script failed"));
+        else {
+                r = set(obj, "error", header_text(f, "error", "The script failed"));
+                if (r == 0)
+                        r = set(obj, "code", json_string(api_code_name(code)));
+        }
         if (r == 0 && code == API_SYNTAX_ERROR) {
                 r = set(obj, "line", json_integer(header_int(f, "line")));
                 if (r == 0)
                         r = set(obj, "column", json_integer(header_int(f, "column")));
         } else if (r == 0) {
                 if (code == API_RUNTIME_ERROR)
-                        r = set(obj, "traceback", json_string(header_text(f, "traceback", "")));
+                        r = set(obj, "traceback", header_text(f, "traceback", ""));
                 if (r == 0 && code == API_OUTPUT_LIMIT)
                         r = set(obj, "truncated", json_false());
                 if (r == 0)

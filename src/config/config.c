@@ -70,6 +70,13 @@ static const Option options[] = {
          "size of each sandbox's private /tmp"},
         {"pids-max", "PYEXECD_PIDS_MAX", OPT_UNSIGNED, offsetof(Config, pids_max), 8, 65536,
          "processes and threads per sandbox"},
+        {"zygote-max-spawns", "PYEXECD_ZYGOTE_MAX_SPAWNS", OPT_UNSIGNED,
+         offsetof(Config, zygote_max_spawns), 0, 100000000,
+         "replace the zygote after this many sandboxes (fresh ASLR); 0: never"},
+        {"zygote-max-age", "PYEXECD_ZYGOTE_MAX_AGE", OPT_DURATION,
+         offsetof(Config, zygote_max_age_ms), 0,
+         7 * 86400000ULL > UINT32_MAX ? UINT32_MAX : 7 * 86400000ULL,
+         "replace the zygote after this long (e.g. 3600s); 0: never"},
         {"disable-layers", "PYEXECD_DISABLE_LAYERS", OPT_LAYERS, offsetof(Config, disabled_layers),
          0, 0, "isolation layers to switch off (comma-separated; for diagnosis only)"},
         {"log-format", "PYEXECD_LOG_FORMAT", OPT_LOG_FORMAT, offsetof(Config, log_format), 0, 0,
@@ -154,6 +161,8 @@ void config_defaults(Config *ret)
                 .disabled_layers = 0,
                 .tmp_size = 64 * MiB,
                 .pids_max = 128,
+                .zygote_max_spawns = 10000,
+                .zygote_max_age_ms = 3600 * 1000,
                 .log_format = LOG_FORMAT_AUTO,
                 .log_level = LOG_LEVEL_INFO,
         };
@@ -470,6 +479,8 @@ void config_print_json(const Config *c, FILE *f)
         (void) json_escape(esc, sizeof(esc), c->preload);
         (void) fprintf(f, ",\"preload\":\"%s\",\"uid_base\":%" PRIu32, esc, c->uid_base);
         (void) fprintf(f, ",\"tmp_size\":%zu,\"pids_max\":%u", c->tmp_size, c->pids_max);
+        (void) fprintf(f, ",\"zygote_max_spawns\":%u,\"zygote_max_age\":%.3f", c->zygote_max_spawns,
+                       c->zygote_max_age_ms / 1000.0);
         layers_format(c->disabled_layers, esc, sizeof(esc));
         (void) fprintf(f, ",\"disabled_layers\":\"%s\"", esc);
         (void) fprintf(f, ",\"log_format\":\"%s\",\"log_level\":\"%s\"}\n",

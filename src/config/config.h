@@ -54,6 +54,8 @@ typedef struct Config {
         uint32_t disabled_layers;         /* Layer bits switched off by the operator */
         size_t tmp_size;                  /* bytes of the private /tmp tmpfs */
         unsigned pids_max;                /* processes and threads per sandbox */
+        unsigned zygote_max_spawns;       /* replace the zygote after this many sandboxes */
+        uint32_t zygote_max_age_ms;       /* ... or after this long (0: never) */
         LogFormat log_format;
         LogLevel log_level;
 } Config;

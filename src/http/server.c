@@ -40,6 +40,7 @@ typedef struct Request {
         bool have_response;
         ApiResponse response;
         const char *allow; /* for 405 */
+        double setup_ms;   /* sandbox set-up time, for the access log */
 } Request;
 
 static void request_id_new(char out[33])
@@ -65,7 +66,7 @@ static enum MHD_Result send_response(Request *rq)
         ApiResponse *ar = &rq->response;
         struct MHD_Response *resp;
         enum MHD_Result ret;
-        char fields[160];
+        char fields[192];
 
         resp = MHD_create_response_from_buffer(ar->len, ar->body, MHD_RESPMEM_MUST_FREE);
         if (!resp)
@@ -81,8 +82,10 @@ static enum MHD_Result send_response(Request *rq)
         MHD_destroy_response(resp);
 
         (void) snprintf(fields, sizeof(fields),
-                        "\"http_status\":%u,\"code\":\"%s\",\"latency_ms\":%.3f", ar->http_status,
-                        api_code_name(ar->code), (double) (now_usec() - rq->start_usec) / 1000.0);
+                        "\"http_status\":%u,\"code\":\"%s\",\"latency_ms\":%.3f,"
+                        "\"setup_ms\":%.3f",
+                        ar->http_status, api_code_name(ar->code),
+                        (double) (now_usec() - rq->start_usec) / 1000.0, rq->setup_ms);
         log_event(ar->http_status >= 500 ? LOG_LEVEL_WARNING : LOG_LEVEL_INFO, rq->request_id,
                   fields, "%s request answered", rq->method);
         return ret;
@@ -121,6 +124,7 @@ static void on_done(const ExecOutcome *o, void *userdata)
 {
         Request *rq = userdata;
 
+        rq->setup_ms = o->setup_ms;
         if (response_from_outcome(o, &rq->response) < 0 &&
             response_error(API_INTERNAL, "Internal error: out of memory", rq->request_id,
                            &rq->response) < 0)

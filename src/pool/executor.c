@@ -10,7 +10,13 @@
  * means that every process the script started is dead too.
  *
  * Slots: a running job holds one of cfg->concurrency slots; the slot picks the sandbox's
- * uid. A slot is reused only after its previous sandbox was reaped. */
+ * uid. A slot is reused only after its previous sandbox was reaped.
+ *
+ * Zygotes: one serves. Every cfg->zygote_max_spawns sandboxes or cfg->zygote_max_age, a
+ * fresh one is started next to it (so that sandboxes do not share one address-space layout
+ * forever); once it is ready it takes over, and the old one is closed when its last
+ * sandbox is gone. A zygote that dies is restarted with a back-off; its sandboxes die with
+ * it (PR_SET_PDEATHSIG) and their requests are answered INTERNAL. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -59,9 +65,12 @@ typedef enum WatchKind {
 
 typedef struct Job Job;
 
+typedef struct Zygote Zygote;
+
 typedef struct Watch {
         WatchKind kind;
-        Job *job;
+        Job *job;       /* WATCH_CTL, WATCH_OUT, WATCH_ERR */
+        Zygote *zygote; /* WATCH_ZYGOTE */
 } Watch;
 
 struct Job {
@@ -77,6 +86,7 @@ struct Job {
 
         JobState state;
         unsigned slot;
+        Zygote *zygote; /* the one that made (or is making) the sandbox */
         pid_t pid;
         int pidfd, ctl, out, err;
         Watch w_ctl, w_out, w_err;
@@ -94,16 +104,30 @@ struct Job {
         const char *internal_what;
         int internal_errno;
         uint64_t deadline_usec;
-        uint64_t started_usec, finished_usec;
+        uint64_t spawn_usec, started_usec, finished_usec;
         uint64_t oom_kills_before; /* the slot's OOM-kill count when the job started */
         bool finished;             /* answered; freed at the end of the event batch */
 };
 
 typedef enum ZygoteState {
-        ZYGOTE_DOWN,
-        ZYGOTE_STARTING,
-        ZYGOTE_UP,
+        ZYGOTE_FREE,     /* no process */
+        ZYGOTE_STARTING, /* launched, ZygoteReady not yet received */
+        ZYGOTE_UP,       /* serving */
+        ZYGOTE_DRAINING, /* replaced; closed once its last sandbox is gone */
+        ZYGOTE_GONE,     /* socket closed, process not yet reaped */
 } ZygoteState;
+
+struct Zygote {
+        ZygoteState state;
+        pid_t pid;
+        int sock;
+        Watch watch;
+        unsigned jobs; /* sandboxes asked for and not yet finished */
+        uint64_t spawns;
+        uint64_t up_usec;
+};
+
+#define N_ZYGOTES 2 /* the serving one, and its successor or predecessor */
 
 struct Executor {
         const Config *cfg;
@@ -117,21 +141,21 @@ struct Executor {
         unsigned admitted; /* submitted and not yet finished */
         bool stopping;
         uint64_t stop_deadline_usec;
-        bool zygote_ready; /* mirror of zygote_state == ZYGOTE_UP */
+        bool zygote_ready; /* mirror of current != NULL */
 
         /* Executor thread only (and the constructor before it starts). */
         int epfd, wakefd, sigfd;
-        Watch w_wake, w_signal, w_zygote;
+        Watch w_wake, w_signal;
         Job **slots;
         unsigned running;
         uint64_t next_token;
-        ZygoteState zygote_state;
-        pid_t zygote_pid;
-        int zygote_sock;
-        uint64_t zygote_vm_size;
+        Zygote zygotes[N_ZYGOTES];
+        Zygote *current; /* the one that serves; NULL while none is up */
         uint64_t restart_at_usec, restart_backoff_usec;
         Job *graveyard; /* finished jobs whose watches may still be in the event batch */
 };
+
+static void zygote_maybe_retire(Executor *ex, Zygote *z);
 
 static int epoll_add(Executor *ex, int fd, uint32_t events, Watch *w)
 {
@@ -217,8 +241,10 @@ static void finish(Executor *ex, Job *j)
         };
         uint64_t end_usec = j->finished_usec ? j->finished_usec : now_usec();
 
-        if (j->started_usec)
+        if (j->started_usec) {
                 o.duration_ms = (double) (end_usec - j->started_usec) / 1000.0;
+                o.setup_ms = (double) (j->started_usec - j->spawn_usec) / 1000.0;
+        }
         if (ex->cgroups && j->state != JOB_QUEUED) {
                 uint64_t kills;
                 /* The sandbox is reaped: nothing else can be charged to the slot now. */
@@ -233,6 +259,10 @@ static void finish(Executor *ex, Job *j)
         if (j->state != JOB_QUEUED) {
                 ex->slots[j->slot] = NULL;
                 ex->running--;
+        }
+        if (j->zygote) {
+                j->zygote->jobs--;
+                zygote_maybe_retire(ex, j->zygote);
         }
 
         j->done(&o, j->userdata);
@@ -253,7 +283,7 @@ static void maybe_finish(Executor *ex, Job *j)
                 finish(ex, j);
 }
 
-/* ---- the zygote ---------------------------------------------------------------------- */
+/* ---- the zygotes --------------------------------------------------------------------- */
 
 static void zygote_set_ready(Executor *ex, bool ready)
 {
@@ -264,36 +294,72 @@ static void zygote_set_ready(Executor *ex, bool ready)
 
 static int zygote_start(Executor *ex)
 {
-        int r = zygote_launch(ex->cfg, ex->cgroups, &ex->zygote_pid, &ex->zygote_sock);
+        Zygote *z = NULL;
+        int r;
+
+        for (size_t i = 0; i < N_ZYGOTES && !z; i++)
+                if (ex->zygotes[i].state == ZYGOTE_FREE)
+                        z = &ex->zygotes[i];
+        if (!z)
+                return -EBUSY;
+        r = zygote_launch(ex->cfg, ex->cgroups, &z->pid, &z->sock);
         if (r < 0)
                 return r;
-        r = fd_set_nonblock(ex->zygote_sock);
-        if (r < 0)
+        *z = (Zygote){.state = ZYGOTE_STARTING,
+                      .pid = z->pid,
+                      .sock = z->sock,
+                      .watch = {WATCH_ZYGOTE, NULL, z}};
+        if ((r = fd_set_nonblock(z->sock)) < 0 ||
+            (r = epoll_add(ex, z->sock, EPOLLIN, &z->watch)) < 0) {
+                /* Closing its socket makes it exit; the SIGCHLD handler reaps it. */
+                z->sock = safe_close(z->sock);
+                z->state = ZYGOTE_GONE;
                 return r;
-        ex->zygote_state = ZYGOTE_STARTING;
-        return epoll_add(ex, ex->zygote_sock, EPOLLIN, &ex->w_zygote);
+        }
+        return 0;
 }
 
-/* The zygote is gone (or broke the protocol): every sandbox it made is dead or dying (they
- * have PR_SET_PDEATHSIG), and no exit status will ever come for them. */
-static void zygote_lost(Executor *ex, const char *why)
+/* Closes a zygote's socket: it exits, and its sandboxes (if any) with it. */
+static void zygote_close(Executor *ex, Zygote *z)
 {
-        if (ex->zygote_state == ZYGOTE_DOWN)
+        if (z->sock >= 0) {
+                (void) epoll_ctl(ex->epfd, EPOLL_CTL_DEL, z->sock, NULL);
+                z->sock = safe_close(z->sock);
+        }
+        z->state = z->pid > 0 ? ZYGOTE_GONE : ZYGOTE_FREE;
+        if (ex->current == z) {
+                ex->current = NULL;
+                zygote_set_ready(ex, false);
+        }
+}
+
+static void zygote_maybe_retire(Executor *ex, Zygote *z)
+{
+        if (z->state == ZYGOTE_DRAINING && z->jobs == 0) {
+                log_info("zygote %d retired after %llu sandboxes", (int) z->pid,
+                         (unsigned long long) z->spawns);
+                zygote_close(ex, z);
+        }
+}
+
+/* A zygote is gone (or broke the protocol): every sandbox it made is dead or dying (they
+ * have PR_SET_PDEATHSIG), and no exit status will ever come for them. */
+static void zygote_lost(Executor *ex, Zygote *z, const char *why)
+{
+        if (z->state == ZYGOTE_FREE || z->state == ZYGOTE_GONE)
                 return;
-        log_event(LOG_LEVEL_ERROR, NULL, NULL, "zygote %d lost: %s; restarting",
-                  (int) ex->zygote_pid, why);
-        zygote_set_ready(ex, false);
-        (void) epoll_ctl(ex->epfd, EPOLL_CTL_DEL, ex->zygote_sock, NULL);
-        ex->zygote_sock = safe_close(ex->zygote_sock);
-        if (ex->zygote_pid > 0)
-                (void) kill(ex->zygote_pid, SIGKILL); /* reaped by the SIGCHLD handler */
-        ex->zygote_state = ZYGOTE_DOWN;
-        ex->restart_at_usec = now_usec() + ex->restart_backoff_usec;
-        ex->restart_backoff_usec = MIN(ex->restart_backoff_usec * 2, RESTART_MAX_USEC);
+        log_event(LOG_LEVEL_ERROR, NULL, NULL, "zygote %d lost: %s", (int) z->pid, why);
+        if (ex->current == z || (!ex->current && z->state == ZYGOTE_STARTING)) {
+                ex->restart_at_usec = now_usec() + ex->restart_backoff_usec;
+                ex->restart_backoff_usec = MIN(ex->restart_backoff_usec * 2, RESTART_MAX_USEC);
+        }
+        zygote_close(ex, z);
+        if (z->pid > 0)
+                (void) kill(z->pid, SIGKILL); /* reaped by the SIGCHLD handler */
 
         for (unsigned i = 0; i < ex->cfg->concurrency; i++) {
                 Job *j = ex->slots[i];
-                if (!j)
+                if (!j || j->zygote != z)
                         continue;
                 job_fail(j, "the zygote died", EPIPE);
                 j->exited = true;
@@ -301,6 +367,56 @@ static void zygote_lost(Executor *ex, const char *why)
                 if (j->state == JOB_SPAWNING)
                         j->state = JOB_HELLO; /* no descriptors will come */
                 maybe_finish(ex, j);
+        }
+}
+
+/* A zygote said it is ready: it serves from now on, its predecessor drains. */
+static void zygote_up(Executor *ex, Zygote *z)
+{
+        Zygote *old = ex->current;
+
+        z->state = ZYGOTE_UP;
+        z->up_usec = now_usec();
+        ex->current = z;
+        ex->restart_backoff_usec = RESTART_MIN_USEC;
+        zygote_set_ready(ex, true);
+        log_info("zygote %d ready", (int) z->pid);
+        if (old && old != z) {
+                old->state = ZYGOTE_DRAINING;
+                zygote_maybe_retire(ex, old);
+        }
+}
+
+/* Starts a successor when the serving zygote is due, or a zygote when none is up. */
+static void zygote_housekeeping(Executor *ex)
+{
+        uint64_t now = now_usec();
+        Zygote *cur = ex->current;
+        bool busy = false;
+        int r;
+
+        for (size_t i = 0; i < N_ZYGOTES; i++)
+                if (&ex->zygotes[i] != cur && ex->zygotes[i].state != ZYGOTE_FREE)
+                        busy = true; /* one successor (or draining predecessor) at a time */
+        if (busy)
+                return;
+        if (cur) {
+                bool due =
+                        (ex->cfg->zygote_max_spawns && cur->spawns >= ex->cfg->zygote_max_spawns) ||
+                        (ex->cfg->zygote_max_age_ms &&
+                         now - cur->up_usec >= (uint64_t) ex->cfg->zygote_max_age_ms * 1000);
+                if (!due)
+                        return;
+                log_info("zygote %d is due for replacement (%llu sandboxes)", (int) cur->pid,
+                         (unsigned long long) cur->spawns);
+        } else if (now < ex->restart_at_usec)
+                return;
+
+        r = zygote_start(ex);
+        if (r < 0) {
+                log_errno(LOG_LEVEL_ERROR, r, NULL, "Failed to start a zygote");
+                ex->restart_at_usec = now + ex->restart_backoff_usec;
+                ex->restart_backoff_usec = MIN(ex->restart_backoff_usec * 2, RESTART_MAX_USEC);
         }
 }
 
@@ -351,7 +467,7 @@ static void on_spawned(Executor *ex, const ZygoteMsg *m, int *fds)
         }
 }
 
-static void on_zygote_message(Executor *ex, const ZygoteMsg *m, int *fds, size_t n_fds)
+static void on_zygote_message(Executor *ex, Zygote *z, const ZygoteMsg *m, int *fds, size_t n_fds)
 {
         Job *j;
 
@@ -386,12 +502,12 @@ static void on_zygote_message(Executor *ex, const ZygoteMsg *m, int *fds, size_t
         }
         for (size_t i = 0; i < n_fds; i++)
                 (void) safe_close(fds[i]);
-        zygote_lost(ex, "protocol violation");
+        zygote_lost(ex, z, "protocol violation");
 }
 
-static void on_zygote(Executor *ex, uint32_t events)
+static void on_zygote(Executor *ex, Zygote *z)
 {
-        for (;;) {
+        while (z->sock >= 0) {
                 union {
                         ZygoteMsg msg;
                         ZygoteReady ready;
@@ -400,41 +516,34 @@ static void on_zygote(Executor *ex, uint32_t events)
                 size_t n_fds = 0;
                 ssize_t n;
 
-                if (ex->zygote_state == ZYGOTE_STARTING) {
-                        int r = zygote_read_ready(ex->zygote_sock, &u.ready);
+                if (z->state == ZYGOTE_STARTING) {
+                        int r = zygote_read_ready(z->sock, &u.ready);
                         if (r == -EAGAIN)
                                 return;
                         if (r < 0) {
-                                zygote_lost(ex, r == -EPIPE ? "exited during start-up"
-                                                            : "failed to start");
+                                zygote_lost(ex, z,
+                                            r == -EPIPE ? "exited during start-up"
+                                                        : "failed to start");
                                 return;
                         }
-                        ex->zygote_state = ZYGOTE_UP;
-                        ex->zygote_vm_size = u.ready.vm_size;
-                        ex->restart_backoff_usec = RESTART_MIN_USEC;
-                        zygote_set_ready(ex, true);
-                        log_info("zygote %d ready", (int) ex->zygote_pid);
+                        zygote_up(ex, z);
                         continue;
                 }
-                n = recv_with_fds(ex->zygote_sock, &u.msg, sizeof(u.msg), fds, SANDBOX_N_FDS,
-                                  &n_fds);
+                n = recv_with_fds(z->sock, &u.msg, sizeof(u.msg), fds, SANDBOX_N_FDS, &n_fds);
                 if (n == -EAGAIN)
                         return;
                 if (n <= 0) {
-                        zygote_lost(ex, n == 0 ? "connection closed" : "receive failed");
+                        zygote_lost(ex, z, n == 0 ? "connection closed" : "receive failed");
                         return;
                 }
                 if ((size_t) n != sizeof(u.msg) || u.msg.magic != ZYGOTE_MAGIC) {
                         for (size_t i = 0; i < n_fds; i++)
                                 (void) safe_close(fds[i]);
-                        zygote_lost(ex, "malformed message");
+                        zygote_lost(ex, z, "malformed message");
                         return;
                 }
-                on_zygote_message(ex, &u.msg, fds, n_fds);
-                if (ex->zygote_state != ZYGOTE_UP)
-                        return;
+                on_zygote_message(ex, z, &u.msg, fds, n_fds);
         }
-        (void) events;
 }
 
 static void on_sigchld(Executor *ex)
@@ -443,17 +552,21 @@ static void on_sigchld(Executor *ex)
 
         while (read(ex->sigfd, &si, sizeof(si)) == sizeof(si))
                 ;
-        /* Our only own child is the zygote. If we are PID 1 (a container without an init),
+        /* Our own children are the zygotes. If we are PID 1 (a container without an init),
          * orphans are re-parented to us as well: reap them too. */
         for (;;) {
                 int status;
                 pid_t pid = waitpid(-1, &status, WNOHANG);
                 if (pid <= 0)
                         return;
-                if (pid == ex->zygote_pid) {
-                        ex->zygote_pid = 0;
-                        zygote_lost(ex,
+                for (size_t i = 0; i < N_ZYGOTES; i++) {
+                        Zygote *z = &ex->zygotes[i];
+                        if (z->pid != pid)
+                                continue;
+                        zygote_lost(ex, z,
                                     WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "exited");
+                        z->pid = 0;
+                        z->state = ZYGOTE_FREE;
                 }
         }
 }
@@ -581,7 +694,7 @@ static void on_stream(Executor *ex, Job *j, int *fd, Buf *b)
 
 static void start_jobs(Executor *ex)
 {
-        while (ex->zygote_state == ZYGOTE_UP && ex->running < ex->cfg->concurrency) {
+        while (ex->current && ex->running < ex->cfg->concurrency) {
                 Job *j;
                 unsigned slot;
 
@@ -600,9 +713,13 @@ static void start_jobs(Executor *ex)
                         ;
                 j->slot = slot;
                 j->state = JOB_SPAWNING;
-                j->deadline_usec = now_usec() + SETUP_GRACE_USEC;
+                j->spawn_usec = now_usec();
+                j->deadline_usec = j->spawn_usec + SETUP_GRACE_USEC;
                 ex->slots[slot] = j;
                 ex->running++;
+                j->zygote = ex->current;
+                j->zygote->jobs++;
+                j->zygote->spawns++;
                 if (ex->cgroups)
                         (void) cgroup_oom_kills(ex->cgroups, slot, &j->oom_kills_before);
 
@@ -612,9 +729,9 @@ static void start_jobs(Executor *ex)
                         .token = j->token,
                         .slot = slot,
                 };
-                int r = send_with_fds(ex->zygote_sock, &m, sizeof(m), NULL, 0);
+                int r = send_with_fds(j->zygote->sock, &m, sizeof(m), NULL, 0);
                 if (r < 0) {
-                        zygote_lost(ex, "send failed");
+                        zygote_lost(ex, j->zygote, "send failed");
                         return;
                 }
         }
@@ -638,8 +755,11 @@ static int check_deadlines(Executor *ex)
                 }
                 next = MIN(next, j->deadline_usec);
         }
-        if (ex->zygote_state == ZYGOTE_DOWN)
+        if (!ex->current)
                 next = MIN(next, ex->restart_at_usec);
+        else if (ex->cfg->zygote_max_age_ms)
+                next = MIN(next,
+                           ex->current->up_usec + (uint64_t) ex->cfg->zygote_max_age_ms * 1000);
         (void) pthread_mutex_lock(&ex->lock);
         if (ex->stopping) {
                 if (now >= ex->stop_deadline_usec) {
@@ -660,6 +780,13 @@ static int check_deadlines(Executor *ex)
 static void *executor_loop(void *arg)
 {
         Executor *ex = arg;
+        sigset_t stop;
+
+        /* SIGTERM/SIGINT belong to the main thread (graceful shutdown), never to this one. */
+        (void) sigemptyset(&stop);
+        (void) sigaddset(&stop, SIGTERM);
+        (void) sigaddset(&stop, SIGINT);
+        (void) pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
         for (;;) {
                 struct epoll_event evs[64];
@@ -683,7 +810,7 @@ static void *executor_loop(void *arg)
                                 on_sigchld(ex);
                                 break;
                         case WATCH_ZYGOTE:
-                                on_zygote(ex, e);
+                                on_zygote(ex, w->zygote);
                                 break;
                         case WATCH_CTL:
                                 if (!w->job->finished && w->job->ctl >= 0)
@@ -706,18 +833,12 @@ static void *executor_loop(void *arg)
                         job_free(j);
                 }
 
-                if (ex->zygote_state == ZYGOTE_DOWN && now_usec() >= ex->restart_at_usec) {
-                        int r = zygote_start(ex);
-                        if (r < 0) {
-                                log_errno(LOG_LEVEL_ERROR, r, NULL, "Failed to restart the zygote");
-                                ex->zygote_state = ZYGOTE_STARTING; /* so zygote_lost() acts */
-                                zygote_lost(ex, "launch failed");
-                        }
-                }
                 (void) pthread_mutex_lock(&ex->lock);
                 bool stopping = ex->stopping, past = now_usec() >= ex->stop_deadline_usec;
                 bool queue_empty = !ex->queue_head;
                 (void) pthread_mutex_unlock(&ex->lock);
+                if (!stopping)
+                        zygote_housekeeping(ex);
                 if (!(stopping && past))
                         start_jobs(ex);
                 /* Past the grace period the queued jobs are answered by executor_shutdown(). */
@@ -799,10 +920,12 @@ bool executor_ready(Executor *ex)
         return ready;
 }
 
-static int wait_first_ready(Executor *ex, char *errbuf, size_t errlen)
+/* The first zygote is awaited synchronously, so a host that cannot build a sandbox stops
+ * pyexecd at start with the zygote's own message. */
+static int wait_first_ready(Executor *ex, Zygote *z, char *errbuf, size_t errlen)
 {
-        struct pollfd p = {.fd = ex->zygote_sock, .events = POLLIN};
-        ZygoteReady zr;
+        struct pollfd p = {.fd = z->sock, .events = POLLIN};
+        ZygoteReady zr = {0};
         int r;
 
         do
@@ -815,19 +938,33 @@ static int wait_first_ready(Executor *ex, char *errbuf, size_t errlen)
                                 READY_TIMEOUT_MS / 1000);
                 return -ETIMEDOUT;
         }
-        r = zygote_read_ready(ex->zygote_sock, &zr);
+        r = zygote_read_ready(z->sock, &zr);
         if (r == -EPIPE)
                 (void) snprintf(errbuf, errlen, "the zygote exited during start-up");
         else if (r == -EPROTO)
                 (void) snprintf(errbuf, errlen, "the zygote sent a malformed message");
-        else if (r < 0)
+        else if (r < 0 && zr.message[0])
                 (void) snprintf(errbuf, errlen, "%s", zr.message);
+        else if (r < 0)
+                (void) snprintf(errbuf, errlen, "the zygote failed to start: %s", strerror(-r));
         if (r < 0)
                 return r;
-        ex->zygote_vm_size = zr.vm_size;
-        ex->zygote_state = ZYGOTE_UP;
-        ex->zygote_ready = true;
+        zygote_up(ex, z);
         return 0;
+}
+
+/* Closes every zygote and waits for it: their sandboxes die with them. */
+static void zygotes_stop(Executor *ex)
+{
+        for (size_t i = 0; i < N_ZYGOTES; i++) {
+                Zygote *z = &ex->zygotes[i];
+                zygote_close(ex, z);
+                if (z->pid > 0) {
+                        (void) waitpid(z->pid, NULL, 0);
+                        z->pid = 0;
+                }
+                z->state = ZYGOTE_FREE;
+        }
 }
 
 int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
@@ -840,10 +977,11 @@ int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
         if (!ex)
                 return -ENOMEM;
         ex->cfg = cfg;
-        ex->epfd = ex->wakefd = ex->sigfd = ex->zygote_sock = -EBADF;
-        ex->w_wake = (Watch){WATCH_WAKE, NULL};
-        ex->w_signal = (Watch){WATCH_SIGNAL, NULL};
-        ex->w_zygote = (Watch){WATCH_ZYGOTE, NULL};
+        ex->epfd = ex->wakefd = ex->sigfd = -EBADF;
+        for (size_t i = 0; i < N_ZYGOTES; i++)
+                ex->zygotes[i] = (Zygote){.state = ZYGOTE_FREE, .sock = -EBADF};
+        ex->w_wake = (Watch){WATCH_WAKE, NULL, NULL};
+        ex->w_signal = (Watch){WATCH_SIGNAL, NULL, NULL};
         ex->restart_backoff_usec = RESTART_MIN_USEC;
         (void) pthread_mutex_init(&ex->lock, NULL);
         ex->slots = calloc(cfg->concurrency, sizeof(Job *));
@@ -877,16 +1015,13 @@ int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
                 if (r < 0)
                         goto fail;
         }
-        r = zygote_launch(cfg, ex->cgroups, &ex->zygote_pid, &ex->zygote_sock);
+        r = zygote_start(ex);
         if (r < 0) {
                 (void) snprintf(errbuf, errlen, "cannot start the zygote: %s", strerror(-r));
                 goto fail;
         }
-        r = wait_first_ready(ex, errbuf, errlen);
+        r = wait_first_ready(ex, &ex->zygotes[0], errbuf, errlen);
         if (r < 0)
-                goto fail;
-        if ((r = fd_set_nonblock(ex->zygote_sock)) < 0 ||
-            (r = epoll_add(ex, ex->zygote_sock, EPOLLIN, &ex->w_zygote)) < 0)
                 goto fail;
 
         r = -pthread_create(&ex->thread, NULL, executor_loop, ex);
@@ -897,11 +1032,6 @@ int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
         return 0;
 
 fail:
-        if (ex->zygote_pid > 0) {
-                (void) kill(ex->zygote_pid, SIGKILL);
-                (void) waitpid(ex->zygote_pid, NULL, 0);
-                ex->zygote_pid = 0;
-        }
         executor_free(ex);
         return r;
 }
@@ -935,13 +1065,7 @@ void executor_shutdown(Executor *ex, uint32_t grace_ms)
                 ex->graveyard = j->next;
                 job_free(j);
         }
-
-        if (ex->zygote_pid > 0) {
-                /* Closing its socket makes it exit; its sandboxes die with it. */
-                ex->zygote_sock = safe_close(ex->zygote_sock);
-                (void) waitpid(ex->zygote_pid, NULL, 0);
-                ex->zygote_pid = 0;
-        }
+        zygotes_stop(ex);
 }
 
 void executor_free(Executor *ex)
@@ -950,12 +1074,12 @@ void executor_free(Executor *ex)
                 return;
         if (ex->thread_started)
                 executor_shutdown(ex, 0);
-        (void) safe_close(ex->zygote_sock);
+        zygotes_stop(ex);
         (void) safe_close(ex->epfd);
         (void) safe_close(ex->wakefd);
         (void) safe_close(ex->sigfd);
         (void) pthread_mutex_destroy(&ex->lock);
-        cgroup_free(ex->cgroups); /* every sandbox is gone with the zygote */
+        cgroup_free(ex->cgroups); /* every sandbox is gone with the zygotes */
         free(ex->slots);
         free(ex);
 }

@@ -35,5 +35,6 @@ typedef struct ExecOutcome {
         bool err_truncated;
         bool oom_killed; /* the slot's cgroup counted an OOM kill during the job */
         double duration_ms;
+        double setup_ms; /* SPAWN sent -> the sandbox reported every layer in place */
         uint32_t timeout_ms;
 } ExecOutcome;
