@@ -9,7 +9,7 @@ MESON_OPTS ?=
 SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo "sudo -E")
 PYTEST  := $(PYTHON) -m pytest -p no:cacheprovider -q
 
-.PHONY: all deps build run test test-unit test-integration format clean
+.PHONY: all deps build run test test-unit test-integration test-security format clean
 
 all: build
 
@@ -26,13 +26,16 @@ build: deps $(BUILD)/build.ninja
 run: build
 	$(SUDO) $(BUILD)/pyexecd --port $(PORT)
 
-test: build test-unit test-integration
+test: build test-unit test-integration test-security
 
 test-unit: build
 	meson test -C $(BUILD) --print-errorlogs
 
 test-integration: build
 	PYEXECD_BIN=$(abspath $(BUILD))/pyexecd $(SUDO) $(PYTEST) tests/integration
+
+test-security: build
+	PYEXECD_BIN=$(abspath $(BUILD))/pyexecd $(SUDO) $(PYTEST) tests/security
 
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i

@@ -143,12 +143,16 @@ int response_ready(bool ready, const char *const *disabled, size_t n_disabled, A
         return r;
 }
 
-/* What the sandbox printed, and how long the script ran. */
+/* What the sandbox printed, and how long the script ran. A stream cut at the limit may end
+ * inside a character: that partial character is dropped, not replaced, so the repaired
+ * text stays within the limit. */
 static int add_run(json_t *obj, const ExecOutcome *o)
 {
-        int r = set(obj, "stdout", text(o->out, o->out_len));
+        size_t out_len = o->out_truncated ? utf8_trim_partial(o->out, o->out_len) : o->out_len;
+        size_t err_len = o->err_truncated ? utf8_trim_partial(o->err, o->err_len) : o->err_len;
+        int r = set(obj, "stdout", text(o->out, out_len));
         if (r == 0)
-                r = set(obj, "stderr", text(o->err, o->err_len));
+                r = set(obj, "stderr", text(o->err, err_len));
         if (r == 0)
                 r = set(obj, "duration_ms", json_real(round(o->duration_ms * 1000.0) / 1000.0));
         return r;

@@ -98,6 +98,10 @@ def _float(v):
 def _key(k, path):
     """Dict keys the way json.dumps coerces them, plus numpy scalars and datetimes."""
     if isinstance(k, str):
+        if "\x00" in k:
+            # Valid JSON, but most JSON libraries (the service's validator among them)
+            # store keys as C strings and would cut or refuse them.
+            raise _Unencodable("dict key containing a NUL character", path)
         return _text(str(k))
     if isinstance(k, bool):
         return "true" if k else "false"

@@ -86,3 +86,18 @@ char *utf8_sanitize(const char *s, size_t n, size_t *ret_len)
         *ret_len = o;
         return out;
 }
+
+size_t utf8_trim_partial(const char *s, size_t n)
+{
+        const unsigned char *p = (const unsigned char *) s;
+
+        /* Look back at most 3 bytes for the lead byte of the last sequence. */
+        for (size_t back = 1; back <= 3 && back <= n; back++) {
+                unsigned char c = p[n - back];
+                if ((c & 0xC0) == 0x80)
+                        continue; /* continuation byte: keep looking */
+                size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+                return need > back ? n - back : n;
+        }
+        return n;
+}
