@@ -58,6 +58,8 @@ static const Option options[] = {
          "maximum request body size"},
         {"concurrency", "PYEXECD_CONCURRENCY", OPT_UNSIGNED, offsetof(Config, concurrency), 1, 1024,
          "sandboxes running at once (default: number of CPUs)"},
+        {"pool-size", "PYEXECD_POOL_SIZE", OPT_UNSIGNED, offsetof(Config, pool_size), 0, 1024,
+         "warm sandboxes kept ready (default: number of CPUs); 0 disables"},
         {"queue-size", "PYEXECD_QUEUE_SIZE", OPT_UNSIGNED, offsetof(Config, queue_size), 0, 100000,
          "requests that may wait for a free sandbox"},
         {"max-connections", "PYEXECD_MAX_CONNECTIONS", OPT_UNSIGNED,
@@ -154,6 +156,7 @@ void config_defaults(Config *ret)
                 .result_limit = 8 * MiB,
                 .max_body = 1 * MiB,
                 .concurrency = ncpu > 0 ? (unsigned) MIN(ncpu, 1024) : 1,
+                .pool_size = ncpu > 0 ? (unsigned) MIN(ncpu, 1024) : 1,
                 .queue_size = 100,
                 .max_connections = 1024,
                 .preload = "numpy,pandas",
@@ -453,8 +456,9 @@ int config_parse(int argc, char *const *argv, char *const *envp, Config *ret,
                 (void) snprintf(errbuf, errlen, "exec needs a script file (or - for stdin)");
                 return 1;
         }
-        if ((uint64_t) c.uid_base + c.concurrency > UINT32_MAX - 1) {
-                (void) snprintf(errbuf, errlen, "uid-base + concurrency overflows the uid range");
+        if ((uint64_t) c.uid_base + config_slots(&c) > UINT32_MAX - 1) {
+                (void) snprintf(errbuf, errlen,
+                                "uid-base + concurrency + pool-size overflows the uid range");
                 return 1;
         }
         if (print)
@@ -474,8 +478,9 @@ void config_print_json(const Config *c, FILE *f)
         (void) fprintf(f, ",\"memory_mb\":%" PRIu32, c->memory_mb);
         (void) fprintf(f, ",\"output_limit\":%zu,\"result_limit\":%zu,\"max_body\":%zu",
                        c->output_limit, c->result_limit, c->max_body);
-        (void) fprintf(f, ",\"concurrency\":%u,\"queue_size\":%u,\"max_connections\":%u",
-                       c->concurrency, c->queue_size, c->max_connections);
+        (void) fprintf(f, ",\"concurrency\":%u,\"pool_size\":%u,\"queue_size\":%u", c->concurrency,
+                       c->pool_size, c->queue_size);
+        (void) fprintf(f, ",\"max_connections\":%u", c->max_connections);
         (void) json_escape(esc, sizeof(esc), c->preload);
         (void) fprintf(f, ",\"preload\":\"%s\",\"uid_base\":%" PRIu32, esc, c->uid_base);
         (void) fprintf(f, ",\"tmp_size\":%zu,\"pids_max\":%u", c->tmp_size, c->pids_max);

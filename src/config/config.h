@@ -47,6 +47,7 @@ typedef struct Config {
         size_t result_limit;              /* bytes of encoded main() result */
         size_t max_body;                  /* bytes of request body */
         unsigned concurrency;             /* sandboxes running at once */
+        unsigned pool_size;               /* warm sandboxes waiting for a request; 0: none */
         unsigned queue_size;              /* requests waiting for a sandbox */
         unsigned max_connections;         /* open HTTP connections */
         char preload[CONFIG_PRELOAD_MAX]; /* comma-separated modules imported by the zygote */
@@ -72,6 +73,13 @@ typedef struct ConfigInvocation {
         ConfigAction action;
         char exec_path[CONFIG_PATH_MAX]; /* with CONFIG_ACTION_EXEC; "-" is stdin */
 } ConfigInvocation;
+
+/* Sandbox slots (each with its own uid, cgroup and network namespace): one per running
+ * sandbox and one per warm one. */
+static inline unsigned config_slots(const Config *c)
+{
+        return c->concurrency + c->pool_size;
+}
 
 /* Fills *ret with the defaults (before environment and flags). */
 void config_defaults(Config *ret);

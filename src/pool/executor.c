@@ -9,8 +9,17 @@
  * descriptors reached EOF. Since the sandbox is PID 1 of its own pid namespace, its exit
  * means that every process the script started is dead too.
  *
- * Slots: a running job holds one of cfg->concurrency slots; the slot picks the sandbox's
- * uid. A slot is reused only after its previous sandbox was reaped.
+ * Slots: every sandbox holds one of config_slots() slots (cfg->concurrency for running
+ * requests, cfg->pool_size more for warm sandboxes); the slot picks the sandbox's uid,
+ * cgroup and network namespace. A slot is reused only after its previous sandbox was
+ * reaped.
+ *
+ * Warm pool: up to cfg->pool_size sandboxes are spawned ahead of requests, with the
+ * PREWARM flag (they run a throw-away script to take their first-touch page faults), and
+ * wait in JOB_READY, blocked on their ctl socket. A request adopts one (its set-up is then
+ * off the request path) or, when none is ready, gets a sandbox of its own (cold). A warm
+ * sandbox is handed out once (adopting moves it to JOB_RUNNING) and only after it reported
+ * every layer in place.
  *
  * Zygotes: one serves. Every cfg->zygote_max_spawns sandboxes or cfg->zygote_max_age, a
  * fresh one is started next to it (so that sandboxes do not share one address-space layout
@@ -51,6 +60,7 @@ typedef enum JobState {
         JOB_QUEUED,
         JOB_SPAWNING, /* SPAWN sent, waiting for the zygote's SPAWNED */
         JOB_HELLO,    /* sandbox created, waiting for its set-up report */
+        JOB_READY,    /* warm: every layer in place, waiting for a request */
         JOB_RUNNING,  /* job sent (or being sent); collecting output */
 } JobState;
 
@@ -106,6 +116,8 @@ struct Job {
         uint64_t deadline_usec;
         uint64_t spawn_usec, started_usec, finished_usec;
         uint64_t oom_kills_before; /* the slot's OOM-kill count when the job started */
+        bool warm;                 /* a pool sandbox no request has adopted yet */
+        bool prewarmed;            /* set-up happened before the request arrived */
         bool finished;             /* answered; freed at the end of the event batch */
 };
 
@@ -147,7 +159,11 @@ struct Executor {
         int epfd, wakefd, sigfd;
         Watch w_wake, w_signal;
         Job **slots;
-        unsigned running;
+        unsigned n_slots;
+        unsigned running;         /* slots in use */
+        unsigned busy;            /* sandboxes serving a request (at most cfg->concurrency) */
+        unsigned warm;            /* warm sandboxes not yet adopted */
+        uint64_t warm_retry_usec; /* after a warm sandbox failed its set-up */
         uint64_t next_token;
         Zygote zygotes[N_ZYGOTES];
         Zygote *current; /* the one that serves; NULL while none is up */
@@ -243,7 +259,8 @@ static void finish(Executor *ex, Job *j)
 
         if (j->started_usec) {
                 o.duration_ms = (double) (end_usec - j->started_usec) / 1000.0;
-                o.setup_ms = (double) (j->started_usec - j->spawn_usec) / 1000.0;
+                if (!j->prewarmed)
+                        o.setup_ms = (double) (j->started_usec - j->spawn_usec) / 1000.0;
         }
         if (ex->cgroups && j->state != JOB_QUEUED) {
                 uint64_t kills;
@@ -259,17 +276,23 @@ static void finish(Executor *ex, Job *j)
         if (j->state != JOB_QUEUED) {
                 ex->slots[j->slot] = NULL;
                 ex->running--;
+                if (j->warm)
+                        ex->warm--;
+                else
+                        ex->busy--;
         }
         if (j->zygote) {
                 j->zygote->jobs--;
                 zygote_maybe_retire(ex, j->zygote);
         }
 
-        j->done(&o, j->userdata);
         j->finished = true;
         j->next = ex->graveyard;
         ex->graveyard = j;
+        if (!j->done)
+                return; /* a warm sandbox that never served */
 
+        j->done(&o, j->userdata);
         (void) pthread_mutex_lock(&ex->lock);
         ex->admitted--;
         (void) pthread_mutex_unlock(&ex->lock);
@@ -357,7 +380,7 @@ static void zygote_lost(Executor *ex, Zygote *z, const char *why)
         if (z->pid > 0)
                 (void) kill(z->pid, SIGKILL); /* reaped by the SIGCHLD handler */
 
-        for (unsigned i = 0; i < ex->cfg->concurrency; i++) {
+        for (unsigned i = 0; i < ex->n_slots; i++) {
                 Job *j = ex->slots[i];
                 if (!j || j->zygote != z)
                         continue;
@@ -383,6 +406,10 @@ static void zygote_up(Executor *ex, Zygote *z)
         log_info("zygote %d ready", (int) z->pid);
         if (old && old != z) {
                 old->state = ZYGOTE_DRAINING;
+                /* Its idle warm sandboxes would keep it alive: let the new one replace them. */
+                for (unsigned i = 0; i < ex->n_slots; i++)
+                        if (ex->slots[i] && ex->slots[i]->zygote == old && ex->slots[i]->warm)
+                                job_fail(ex->slots[i], "zygote replaced", ESTALE);
                 zygote_maybe_retire(ex, old);
         }
 }
@@ -422,7 +449,7 @@ static void zygote_housekeeping(Executor *ex)
 
 static Job *job_by_token(Executor *ex, uint64_t token)
 {
-        for (unsigned i = 0; i < ex->cfg->concurrency; i++)
+        for (unsigned i = 0; i < ex->n_slots; i++)
                 if (ex->slots[i] && ex->slots[i]->token == token)
                         return ex->slots[i];
         return NULL;
@@ -430,7 +457,7 @@ static Job *job_by_token(Executor *ex, uint64_t token)
 
 static Job *job_by_pid(Executor *ex, pid_t pid)
 {
-        for (unsigned i = 0; i < ex->cfg->concurrency; i++)
+        for (unsigned i = 0; i < ex->n_slots; i++)
                 if (ex->slots[i] && ex->slots[i]->state != JOB_SPAWNING && ex->slots[i]->pid == pid)
                         return ex->slots[i];
         return NULL;
@@ -614,9 +641,18 @@ static void on_hello(Executor *ex, Job *j)
         }
         if (j->hello.stage != 0) {
                 log_event(LOG_LEVEL_ERROR, j->request_id, NULL,
-                          "Sandbox set-up failed at stage %d: %s", (int) j->hello.stage,
-                          strerror(j->hello.err));
+                          "Sandbox set-up failed at stage %s: %s",
+                          sandbox_stage_name(j->hello.stage), strerror(j->hello.err));
+                if (j->warm) /* do not spin: requests get cold sandboxes (and the error) */
+                        ex->warm_retry_usec = now_usec() + RESTART_MAX_USEC;
                 job_end(j, EXEC_END_SETUP_FAILED);
+                return;
+        }
+        if (j->warm) {
+                j->state = JOB_READY;
+                j->deadline_usec = UINT64_MAX;
+                if (j->zygote->state == ZYGOTE_DRAINING)
+                        job_fail(j, "zygote replaced", ESTALE);
                 return;
         }
         j->state = JOB_RUNNING;
@@ -692,48 +728,134 @@ static void on_stream(Executor *ex, Job *j, int *fd, Buf *b)
 
 /* ---- the loop ------------------------------------------------------------------------ */
 
-static void start_jobs(Executor *ex)
+static Job *job_new(Executor *ex)
 {
-        while (ex->current && ex->running < ex->cfg->concurrency) {
-                Job *j;
-                unsigned slot;
+        Job *j = calloc(1, sizeof(*j));
 
-                (void) pthread_mutex_lock(&ex->lock);
-                j = ex->queue_head;
-                if (j) {
-                        ex->queue_head = j->next;
-                        if (!ex->queue_head)
-                                ex->queue_tail = NULL;
+        if (!j)
+                return NULL;
+        j->pidfd = j->ctl = j->out = j->err = -EBADF;
+        j->w_ctl = (Watch){WATCH_CTL, j, NULL};
+        j->w_out = (Watch){WATCH_OUT, j, NULL};
+        j->w_err = (Watch){WATCH_ERR, j, NULL};
+        buf_init(&j->out_buf, ex->cfg->output_limit);
+        buf_init(&j->err_buf, ex->cfg->output_limit);
+        buf_init(&j->frame, ex->cfg->result_limit + FRAME_HEADER_ALLOWANCE);
+        return j;
+}
+
+/* Asks the serving zygote for a sandbox in a free slot. Returns false if it cannot. */
+static bool spawn(Executor *ex, Job *j, uint32_t flags)
+{
+        unsigned slot;
+        int r;
+
+        if (!ex->current || ex->running >= ex->n_slots)
+                return false;
+        for (slot = 0; ex->slots[slot]; slot++)
+                ;
+        j->slot = slot;
+        j->state = JOB_SPAWNING;
+        j->token = ++ex->next_token;
+        j->spawn_usec = now_usec();
+        j->deadline_usec = j->spawn_usec + SETUP_GRACE_USEC;
+        ex->slots[slot] = j;
+        ex->running++;
+        j->zygote = ex->current;
+        j->zygote->jobs++;
+        j->zygote->spawns++;
+        if (ex->cgroups)
+                (void) cgroup_oom_kills(ex->cgroups, slot, &j->oom_kills_before);
+
+        ZygoteMsg m = {
+                .magic = ZYGOTE_MAGIC,
+                .type = ZYGOTE_SPAWN,
+                .token = j->token,
+                .slot = slot,
+                .flags = flags,
+        };
+        r = send_with_fds(j->zygote->sock, &m, sizeof(m), NULL, 0);
+        if (r < 0)
+                zygote_lost(ex, j->zygote, "send failed"); /* fails j too */
+        return true;
+}
+
+static Job *take_request(Executor *ex)
+{
+        Job *q;
+
+        (void) pthread_mutex_lock(&ex->lock);
+        q = ex->queue_head;
+        if (q) {
+                ex->queue_head = q->next;
+                if (!ex->queue_head)
+                        ex->queue_tail = NULL;
+                q->next = NULL;
+        }
+        (void) pthread_mutex_unlock(&ex->lock);
+        return q;
+}
+
+/* A request takes over a ready warm sandbox: the request's Job `q` is emptied into `w`. */
+static void adopt(Executor *ex, Job *w, Job *q)
+{
+        w->script = TAKE_PTR(q->script);
+        w->script_len = q->script_len;
+        w->timeout_ms = q->timeout_ms;
+        w->memory_mb = q->memory_mb;
+        memcpy(w->request_id, q->request_id, sizeof(w->request_id));
+        w->done = q->done;
+        w->userdata = q->userdata;
+        w->header = q->header;
+        job_free(q);
+
+        w->warm = false;
+        w->prewarmed = true;
+        ex->warm--;
+        ex->busy++;
+        w->state = JOB_RUNNING;
+        w->started_usec = now_usec();
+        w->deadline_usec = w->started_usec + (uint64_t) w->timeout_ms * 1000;
+        send_job(ex, w);
+}
+
+static Job *ready_warm(Executor *ex)
+{
+        for (unsigned i = 0; i < ex->n_slots; i++)
+                if (ex->slots[i] && ex->slots[i]->state == JOB_READY && !ex->slots[i]->killed)
+                        return ex->slots[i];
+        return NULL;
+}
+
+static void start_jobs(Executor *ex, bool stopping)
+{
+        while (ex->busy < ex->cfg->concurrency) {
+                Job *w = ready_warm(ex), *q;
+
+                if (!w && (!ex->current || ex->running >= ex->n_slots))
+                        break;
+                q = take_request(ex);
+                if (!q)
+                        break;
+                if (w)
+                        adopt(ex, w, q);
+                else {
+                        ex->busy++;
+                        (void) spawn(ex, q, 0);
                 }
-                (void) pthread_mutex_unlock(&ex->lock);
-                if (!j)
-                        return;
+        }
 
-                for (slot = 0; ex->slots[slot]; slot++)
-                        ;
-                j->slot = slot;
-                j->state = JOB_SPAWNING;
-                j->spawn_usec = now_usec();
-                j->deadline_usec = j->spawn_usec + SETUP_GRACE_USEC;
-                ex->slots[slot] = j;
-                ex->running++;
-                j->zygote = ex->current;
-                j->zygote->jobs++;
-                j->zygote->spawns++;
-                if (ex->cgroups)
-                        (void) cgroup_oom_kills(ex->cgroups, slot, &j->oom_kills_before);
-
-                ZygoteMsg m = {
-                        .magic = ZYGOTE_MAGIC,
-                        .type = ZYGOTE_SPAWN,
-                        .token = j->token,
-                        .slot = slot,
-                };
-                int r = send_with_fds(j->zygote->sock, &m, sizeof(m), NULL, 0);
-                if (r < 0) {
-                        zygote_lost(ex, j->zygote, "send failed");
-                        return;
-                }
+        /* Refill the pool in the background. */
+        while (!stopping && ex->warm < ex->cfg->pool_size && now_usec() >= ex->warm_retry_usec) {
+                Job *w;
+                if (!ex->current || ex->running >= ex->n_slots)
+                        break;
+                w = job_new(ex);
+                if (!w)
+                        break;
+                w->warm = true;
+                ex->warm++;
+                (void) spawn(ex, w, ZYGOTE_SPAWN_PREWARM);
         }
 }
 
@@ -742,7 +864,7 @@ static int check_deadlines(Executor *ex)
 {
         uint64_t now = now_usec(), next = UINT64_MAX;
 
-        for (unsigned i = 0; i < ex->cfg->concurrency; i++) {
+        for (unsigned i = 0; i < ex->n_slots; i++) {
                 Job *j = ex->slots[i];
                 if (!j || j->killed || j->exited)
                         continue;
@@ -763,7 +885,7 @@ static int check_deadlines(Executor *ex)
         (void) pthread_mutex_lock(&ex->lock);
         if (ex->stopping) {
                 if (now >= ex->stop_deadline_usec) {
-                        for (unsigned i = 0; i < ex->cfg->concurrency; i++)
+                        for (unsigned i = 0; i < ex->n_slots; i++)
                                 if (ex->slots[i])
                                         job_fail(ex->slots[i], "the service is shutting down",
                                                  ESHUTDOWN);
@@ -839,8 +961,13 @@ static void *executor_loop(void *arg)
                 (void) pthread_mutex_unlock(&ex->lock);
                 if (!stopping)
                         zygote_housekeeping(ex);
+                if (stopping) /* idle warm sandboxes: nothing to wait for */
+                        for (unsigned i = 0; i < ex->n_slots; i++)
+                                if (ex->slots[i] && ex->slots[i]->warm)
+                                        job_fail(ex->slots[i], "the service is shutting down",
+                                                 ESHUTDOWN);
                 if (!(stopping && past))
-                        start_jobs(ex);
+                        start_jobs(ex, stopping);
                 /* Past the grace period the queued jobs are answered by executor_shutdown(). */
                 if (stopping && ex->running == 0 && (queue_empty || past))
                         return NULL;
@@ -855,12 +982,12 @@ int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *us
         uint64_t one = 1;
         int r = 0;
 
-        j = calloc(1, sizeof(*j));
+        j = job_new(ex);
         if (!j)
                 return -ENOMEM;
         j->script = malloc(p->script_len ? p->script_len : 1);
         if (!j->script) {
-                free(j);
+                job_free(j);
                 return -ENOMEM;
         }
         memcpy(j->script, p->script, p->script_len);
@@ -871,10 +998,6 @@ int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *us
                         p->request_id ? p->request_id : "");
         j->done = done;
         j->userdata = userdata;
-        j->pidfd = j->ctl = j->out = j->err = -EBADF;
-        j->w_ctl = (Watch){WATCH_CTL, j};
-        j->w_out = (Watch){WATCH_OUT, j};
-        j->w_err = (Watch){WATCH_ERR, j};
         j->header = (SandboxJob){
                 .magic = SANDBOX_MAGIC,
                 .script_len = (uint32_t) p->script_len,
@@ -882,9 +1005,6 @@ int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *us
                 .memory_mb = p->memory_mb,
                 .result_limit = ex->cfg->result_limit,
         };
-        buf_init(&j->out_buf, ex->cfg->output_limit);
-        buf_init(&j->err_buf, ex->cfg->output_limit);
-        buf_init(&j->frame, ex->cfg->result_limit + FRAME_HEADER_ALLOWANCE);
 
         (void) pthread_mutex_lock(&ex->lock);
         if (ex->stopping)
@@ -892,7 +1012,6 @@ int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *us
         else if (ex->admitted >= ex->cfg->concurrency + ex->cfg->queue_size)
                 r = EXECUTOR_E_OVERLOADED;
         else {
-                j->token = ++ex->next_token;
                 ex->admitted++;
                 if (ex->queue_tail)
                         ex->queue_tail->next = j;
@@ -984,7 +1103,8 @@ int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
         ex->w_signal = (Watch){WATCH_SIGNAL, NULL, NULL};
         ex->restart_backoff_usec = RESTART_MIN_USEC;
         (void) pthread_mutex_init(&ex->lock, NULL);
-        ex->slots = calloc(cfg->concurrency, sizeof(Job *));
+        ex->n_slots = config_slots(cfg);
+        ex->slots = calloc(ex->n_slots, sizeof(Job *));
         if (!ex->slots) {
                 r = -ENOMEM;
                 goto fail;
@@ -1010,7 +1130,7 @@ int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
                 goto fail;
 
         if (!(cfg->disabled_layers & LAYER_CGROUPS)) {
-                r = cgroup_setup(cfg->concurrency, (uint64_t) cfg->memory_mb << 20, cfg->pids_max,
+                r = cgroup_setup(ex->n_slots, (uint64_t) cfg->memory_mb << 20, cfg->pids_max,
                                  &ex->cgroups, errbuf, errlen);
                 if (r < 0)
                         goto fail;

@@ -14,6 +14,7 @@
 static struct {
         PyObject *run;    /* harness.run */
         PyObject *reseed; /* harness.reseed */
+        PyObject *warmup; /* harness.warmup */
 } harness;
 
 /* Formats the pending Python exception into errbuf and clears it. */
@@ -84,7 +85,8 @@ static int load_harness(const char *preload, char *errbuf, size_t errlen)
         }
         harness.run = PyObject_GetAttrString(mod, "run");
         harness.reseed = PyObject_GetAttrString(mod, "reseed");
-        if (!harness.run || !harness.reseed) {
+        harness.warmup = PyObject_GetAttrString(mod, "warmup");
+        if (!harness.run || !harness.reseed || !harness.warmup) {
                 take_exception("loading the harness", errbuf, errlen);
                 goto out;
         }
@@ -157,15 +159,25 @@ void runtime_after_fork_child(void)
         PyOS_AfterFork_Child();
 }
 
-int runtime_reseed(void)
+static int call_noargs(PyObject *fn)
 {
-        PyObject *res = PyObject_CallNoArgs(harness.reseed);
+        PyObject *res = PyObject_CallNoArgs(fn);
         if (!res) {
                 PyErr_Clear();
                 return -EIO;
         }
         Py_DECREF(res);
         return 0;
+}
+
+int runtime_reseed(void)
+{
+        return call_noargs(harness.reseed);
+}
+
+int runtime_warmup(void)
+{
+        return call_noargs(harness.warmup);
 }
 
 int runtime_run(const char *script, size_t len, size_t result_limit, char **ret_frame,

@@ -19,6 +19,11 @@ void runtime_after_fork_child(void);
 /* Re-seeds `random` and numpy's global generator from the kernel. Returns 0 or -EIO. */
 int runtime_reseed(void);
 
+/* Runs a throw-away script through the harness (output discarded), so that a warm sandbox
+ * takes the page faults of the request path before the request arrives. Returns 0 or
+ * -EIO. */
+int runtime_warmup(void);
+
 /* Runs one script and returns its result frame (see harness.py) in a malloc'ed buffer.
  * Returns 0, or -errno when the harness itself failed (which the supervisor reports as a
  * sandbox without result). */

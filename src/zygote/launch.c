@@ -53,7 +53,7 @@ int zygote_launch(const Config *cfg, const Cgroups *cg, pid_t *ret_pid, int *ret
         ZygoteConfig zc = {
                 .magic = ZYGOTE_MAGIC,
                 .uid_base = cfg->uid_base,
-                .slots = cfg->concurrency,
+                .slots = config_slots(cfg),
                 .timeout_ms = cfg->timeout_ms,
                 .memory_mb = cfg->memory_mb,
                 .log_level = (uint32_t) cfg->log_level,
@@ -92,7 +92,7 @@ int zygote_launch(const Config *cfg, const Cgroups *cg, pid_t *ret_pid, int *ret
 
         r = send_with_fds(parent_end, &zc, sizeof(zc), NULL, 0);
         if (r == 0 && cg)
-                r = send_slots(parent_end, cg, cfg->concurrency);
+                r = send_slots(parent_end, cg, config_slots(cfg));
         if (r < 0) {
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);

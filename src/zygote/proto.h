@@ -61,8 +61,12 @@ typedef struct ZygoteMsg {
         uint32_t slot;
         int32_t pid;
         int32_t status; /* EXITED: wait status; SPAWN_FAILED: -errno */
-        uint32_t reserved;
+        uint32_t flags; /* SPAWN: ZYGOTE_SPAWN_* */
 } ZygoteMsg;
+
+/* SPAWN flags. PREWARM: run a throw-away script before reporting ready, so that the
+ * request's first-touch page faults are taken before the request arrives (warm pool). */
+#define ZYGOTE_SPAWN_PREWARM 1u
 
 enum { SANDBOX_FD_PIDFD, SANDBOX_FD_CTL, SANDBOX_FD_STDOUT, SANDBOX_FD_STDERR, SANDBOX_N_FDS };
 

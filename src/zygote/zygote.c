@@ -67,7 +67,7 @@ static int proc_status_value(const char *key, uint64_t *ret)
 }
 
 /* The sandbox's life, from the first instruction after clone to _exit. Never returns. */
-static _Noreturn void sandbox_child(uint32_t slot, int ctl, int out, int err)
+static _Noreturn void sandbox_child(uint32_t slot, uint32_t flags, int ctl, int out, int err)
 {
         const Slot *sl = &zygote.slots[slot];
         SandboxHello hello = {.magic = SANDBOX_MAGIC};
@@ -102,7 +102,10 @@ static _Noreturn void sandbox_child(uint32_t slot, int ctl, int out, int err)
         if (r == 0) {
                 /* Python code runs from here on: under every layer, seccomp included. */
                 stage = SANDBOX_STAGE_RUNTIME;
-                r = runtime_reseed();
+                if (flags & ZYGOTE_SPAWN_PREWARM)
+                        r = runtime_warmup();
+                if (r == 0)
+                        r = runtime_reseed();
         }
         if (r < 0) {
                 hello.stage = (int32_t) stage;
@@ -160,7 +163,7 @@ static int spawn(int sock, const ZygoteMsg *req)
         runtime_before_fork();
         pid = syscall(SYS_clone3, &args, sizeof(args));
         if (pid == 0)
-                sandbox_child(req->slot, ctl[1], out[1], err[1]);
+                sandbox_child(req->slot, req->flags, ctl[1], out[1], err[1]);
         r = -errno;
         runtime_after_fork_parent();
         if (pid < 0)
