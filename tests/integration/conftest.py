@@ -194,7 +194,7 @@ class Server:
     def stderr_text(self):
         return "\n".join(self.log_lines)
 
-    def wait_for_log(self, needle, timeout=5.0):
+    def wait_for_log(self, needle, timeout=2.0):
         """True once a log line contains `needle` (bounded wait)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -256,6 +256,11 @@ def test_runtime_error_keeps_output(server):
     assert "warned" in body["stderr"]
 
 
+def test_main_that_needs_arguments(server):
+    body = assert_error(server.execute("def main(x):\n    return x\n"), 422, "RUNTIME_ERROR", ran=True)
+    assert body["error"].startswith("TypeError"), body
+
+
 def test_stdin_is_empty(server):
     body = assert_error(server.execute("def main():\n    return input()\n"),
                         422, "RUNTIME_ERROR", ran=True)
@@ -374,14 +379,16 @@ def test_large_output_under_the_default_limit(server):
     assert body["stderr"] == "e" * size
 
 
-@pytest.mark.parametrize("script,signame", [
-    ("import ctypes\ndef main():\n    return ctypes.string_at(0)\n", "SIGSEGV"),
-    ("import os\ndef main():\n    os.abort()\n", "SIGABRT"),
+@pytest.mark.parametrize("script,signames", [
+    ("import ctypes\ndef main():\n    return ctypes.string_at(0)\n", {"SIGSEGV"}),
+    # The script is PID 1 of its pid namespace: the kernel drops the SIGABRT that abort()
+    # sends itself, and glibc's fallback then faults (documented in README/THREAT-MODEL).
+    ("import os\ndef main():\n    os.abort()\n", {"SIGABRT", "SIGSEGV"}),
 ], ids=["segfault", "abort"])
-def test_crash_by_signal(server, script, signame):
+def test_crash_by_signal(server, script, signames):
     body = assert_error(server.execute(script), 422, "CRASHED")
-    assert body.get("signal") == signame, body
-    assert signame in body["error"], body
+    assert body.get("signal") in signames, body
+    assert body["signal"] in body["error"], body
     assert_still_serving(server)
 
 
@@ -397,7 +404,8 @@ PLAIN_RESULTS = {
     "huge-float": ("1e300", 1e300),
     "string": ("'plain'", "plain"),
     "unicode": ("'h\u00e9llo \u2603 \U0001F600'", "h\u00e9llo \u2603 \U0001F600"),
-    "escapes": ("'q\"uote\\\\back\\nline\\ttab\\x00nul\\x1f'", 'q"uote\\back\nline\ttab\x00nul\x1f'),
+    "escapes": ("'q\"uote\\\\back\\nline\\ttab\\x1f'", 'q"uote\\back\nline\ttab\x1f'),
+    "nul-in-string": ("'a\\x00b'", "a\x00b"),
     "tuple": ("(1, (2, 3))", [1, [2, 3]]),
     "empty-dict": ("{}", {}),
     "empty-list": ("[]", []),
@@ -408,6 +416,14 @@ PLAIN_RESULTS = {
     "infinities": ("[float('inf'), -float('inf'), 1.0, float('nan')]", [None, None, 1.0, None]),
     "nan-in-dict": ("{'x': float('nan')}", {"x": None}),
 }
+
+
+def test_nul_in_dict_key_is_refused(server):
+    # Valid JSON, but most consumers (jansson, C-string keyed maps) cannot carry it: the
+    # contract refuses it rather than deliver a key that gets cut.
+    body = assert_error(server.execute("def main():\n    return {'k\\x00': 1}\n"), 422,
+                        "NOT_JSON_SERIALIZABLE", ran=True)
+    assert "NUL" in body["error"]
 
 
 @pytest.mark.parametrize("expr,expected", PLAIN_RESULTS.values(), ids=list(PLAIN_RESULTS))
@@ -505,6 +521,10 @@ def test_name_is_not_main(server):
     body = run_ok(server, script)
     assert body["stdout"] == "main ran\n"
     assert body["result"] != "__main__"
+
+
+def test_crlf_line_endings(server):
+    assert run_ok(server, "def main():\r\n    x = 2\r\n    return x * 21\r\n")["result"] == 42
 
 
 def test_module_body_runs_before_main(server):

@@ -2,6 +2,7 @@
 around it: none of them may forge a result, break the service, or outlive
 their request."""
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -89,6 +90,26 @@ def test_closing_every_other_fd(server):
     assert isinstance(resp.json, dict), resp
     if resp.status == 200:
         assert resp.json["result"] == "closed"
+    assert_still_serving(server)
+
+
+def test_writing_forged_frames_to_every_fd(server):
+    """Not a documented outcome beyond 'no forgery': whatever the script
+    writes to descriptors it finds, the answer never carries its forgery."""
+    script = ("import os\ndef main():\n"
+              "    for fd in range(3, 256):\n"
+              "        for frame in (b'{\"status\":\"ok\"}\\n\"forged\"', b'{\"result\":\"forged\"}'):\n"
+              "            try:\n"
+              "                os.write(fd, frame)\n"
+              "            except OSError:\n"
+              "                pass\n"
+              "    return 'real'\n")
+    resp = server.execute(script)
+    assert resp.status in (200, 422), resp
+    assert isinstance(resp.json, dict), resp
+    assert "forged" not in json.dumps(resp.json.get("result")), resp
+    if resp.status == 200:
+        assert resp.json["result"] == "real"
     assert_still_serving(server)
 
 
