@@ -311,6 +311,10 @@ _Noreturn void zygote_main(void)
         log_setup((LogFormat) zygote.cfg.log_format, (LogLevel) zygote.cfg.log_level, "zygote");
 
         (void) signal(SIGPIPE, SIG_IGN);
+        /* A Ctrl-C or a SIGTERM sent to the whole process group is the supervisor's to
+         * handle (it drains, then closes our socket, and we exit): do not die under it. */
+        (void) signal(SIGINT, SIG_IGN);
+        (void) signal(SIGTERM, SIG_IGN);
         (void) sigemptyset(&mask);
         (void) sigaddset(&mask, SIGCHLD);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
