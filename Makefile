@@ -9,7 +9,7 @@ MESON_OPTS ?=
 SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo "sudo -E")
 PYTEST  := $(PYTHON) -m pytest -p no:cacheprovider -q
 
-.PHONY: all deps build run test test-unit test-integration test-security format clean
+.PHONY: all deps build run test test-unit test-integration test-security test-asan format clean
 
 all: build
 
@@ -36,6 +36,17 @@ test-integration: build
 
 test-security: build
 	PYEXECD_BIN=$(abspath $(BUILD))/pyexecd $(SUDO) $(PYTEST) tests/security
+
+# ASan + UBSan build of everything, unit and integration suites against it. RLIMIT_AS is
+# off in this build (ASan reserves terabytes of shadow); the cgroup limits memory.
+ASAN_BUILD ?= build-asan
+test-asan: deps
+	[ -f $(ASAN_BUILD)/build.ninja ] || meson setup -Db_sanitize=address,undefined -Db_lundef=false $(ASAN_BUILD)
+	ninja -C $(ASAN_BUILD)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		meson test -C $(ASAN_BUILD) --print-errorlogs
+	PYEXECD_BIN=$(abspath $(ASAN_BUILD))/pyexecd UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		$(SUDO) $(PYTEST) tests/integration
 
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i

@@ -284,17 +284,18 @@ static void test_only_len_bytes_are_read(void **state)
 static void test_deep_nesting_rejected(void **state)
 {
         enum { DEPTH = 100000 };
-        size_t n = 0;
-        char *body = malloc(2 * DEPTH + 64);
+        static const char head[] = "{\"script\":\"x\",\"x\":";
+        static char body[sizeof(head) + 2 * DEPTH + 2];
+        size_t n = sizeof(head) - 1;
 
-        assert_non_null(body);
-        n += (size_t) sprintf(body, "{\"script\":\"x\",\"x\":");
-        memset(body + n, '[', DEPTH), n += DEPTH;
-        memset(body + n, ']', DEPTH), n += DEPTH;
+        memcpy(body, head, n);
+        for (size_t i = 0; i < DEPTH; i++)
+                body[n++] = '[';
+        for (size_t i = 0; i < DEPTH; i++)
+                body[n++] = ']';
         body[n++] = '}';
         body[n] = '\0';
         check_invalid_n(body, n, &LIMITS);
-        free(body);
 }
 
 static void test_short_errbuf(void **state)
