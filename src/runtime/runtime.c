@@ -40,8 +40,21 @@ static void take_exception(const char *what, char *errbuf, size_t errlen)
 
 static int init_interpreter(char *errbuf, size_t errlen)
 {
+        PyPreConfig preconfig;
         PyConfig config;
         PyStatus st;
+
+        /* Python objects in glibc's heap rather than in pymalloc's 256 KiB arenas: one
+         * large region the zygote can back with huge pages (see zygote.c), which makes
+         * every fork copy ~30x fewer page-table entries (notes/kernel-costs.md section 2). */
+        PyPreConfig_InitIsolatedConfig(&preconfig);
+        preconfig.allocator = PYMEM_ALLOCATOR_MALLOC;
+        st = Py_PreInitialize(&preconfig);
+        if (PyStatus_Exception(st)) {
+                (void) snprintf(errbuf, errlen, "Python pre-initialisation failed: %s",
+                                st.err_msg ? st.err_msg : "unknown error");
+                return -EIO;
+        }
 
         PyConfig_InitIsolatedConfig(&config);
         config.site_import = 1; /* Debian's dist-packages: numpy, pandas */

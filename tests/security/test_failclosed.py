@@ -1,0 +1,62 @@
+"""Fail closed: pyexecd refuses to serve rather than run a script with a configured layer
+missing, and an operator's disabled layer is never silent."""
+
+import json
+import shutil
+import subprocess
+
+from conftest import BINARY, clean_env, require, require_binary, require_root
+
+
+def run_server_briefly(*argv, timeout=120):
+    """Runs a pyexecd command that is expected to exit on its own (a refusal)."""
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                          env=clean_env(), stdin=subprocess.DEVNULL)
+
+
+def test_refuses_to_start_under_gvisor():
+    # gVisor is Cloud Run's first generation: no usable cgroups, no mount propagation.
+    require_binary()
+    require_root()
+    require(shutil.which("runsc"), "runsc (gVisor) is not installed")
+    proc = run_server_briefly("runsc", "--network=none", "do", BINARY, "--listen",
+                              "127.0.0.1", "--port", "0", "--log-format", "json")
+    assert proc.returncode != 0, proc.stderr
+    assert "Cannot start" in proc.stderr, proc.stderr
+    assert "listening" not in proc.stderr, proc.stderr
+
+
+def test_refuses_to_start_without_root():
+    require_binary()
+    require_root()
+    require(shutil.which("setpriv"), "setpriv is not installed")
+    proc = run_server_briefly("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                              BINARY, "--listen", "127.0.0.1", "--port", "0")
+    assert proc.returncode != 0
+    assert "must run as root" in proc.stderr
+    assert "listening" not in proc.stderr
+
+
+def test_disabled_layer_is_logged_and_shown(layer_off_server):
+    srv = layer_off_server("seccomp,netns")
+    warnings = [json.loads(line) for line in srv.log_lines if "DISABLED" in line]
+    assert warnings and warnings[0]["severity"] == "WARNING", srv.stderr_text()
+    assert "netns,seccomp" in warnings[0]["message"]
+    resp = srv.request("GET", "/ready")
+    assert resp.status == 200
+    assert resp.json["disabled_layers"] == ["netns", "seccomp"]
+
+
+def test_print_config_shows_disabled_layers():
+    require_binary()
+    out = subprocess.run([BINARY, "--print-config", "--disable-layers", "cgroups"],
+                         capture_output=True, text=True, check=True, env=clean_env()).stdout
+    assert json.loads(out)["disabled_layers"] == "cgroups"
+
+
+def test_unknown_layer_name_is_refused():
+    require_binary()
+    proc = subprocess.run([BINARY, "--print-config", "--disable-layers", "seccomp,everything"],
+                          capture_output=True, text=True, env=clean_env())
+    assert proc.returncode != 0
+    assert "disable-layers" in proc.stderr
