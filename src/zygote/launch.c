@@ -1,6 +1,10 @@
 /* See zygote.h: the supervisor's side of starting a zygote. */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -46,9 +50,40 @@ static int send_slots(int sock, const Cgroups *cg, unsigned n_slots)
         return 0;
 }
 
+/* A sealed in-memory copy of our own binary, to execute the zygote from. Every sandbox is
+ * a fork of the zygote, and /proc/self/exe and /proc/self/maps name the executable: with a
+ * copy they say "/memfd:pyexecd (deleted)" instead of the binary's path on the host (the
+ * service's directory must not be visible in a sandbox). runc does the same for its init. */
+static int binary_copy(void)
+{
+        _cleanup_close_ int src = -EBADF, dst = -EBADF;
+        struct stat st;
+        off_t done = 0;
+
+        src = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+        if (src < 0 || fstat(src, &st) < 0)
+                return -errno;
+        dst = memfd_create("pyexecd", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (dst < 0)
+                return -errno;
+        while (done < st.st_size) {
+                ssize_t k = sendfile(dst, src, NULL, (size_t) (st.st_size - done));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k <= 0)
+                        return k < 0 ? -errno : -EIO;
+                done += k;
+        }
+        /* Root may execute it; a sandbox's uid may not open it through /proc/self/exe. */
+        if (fchmod(dst, 0500) < 0 ||
+            fcntl(dst, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+                return -errno;
+        return TAKE_FD(dst);
+}
+
 int zygote_launch(const Config *cfg, const Cgroups *cg, pid_t *ret_pid, int *ret_sock)
 {
-        _cleanup_close_ int parent_end = -EBADF, child_end = -EBADF;
+        _cleanup_close_ int parent_end = -EBADF, child_end = -EBADF, exe = -EBADF;
         int sv[2], r;
         ZygoteConfig zc = {
                 .magic = ZYGOTE_MAGIC,
@@ -68,6 +103,9 @@ int zygote_launch(const Config *cfg, const Cgroups *cg, pid_t *ret_pid, int *ret
         static_assert(sizeof(zc.preload) >= CONFIG_PRELOAD_MAX, "preload does not fit");
         memcpy(zc.preload, cfg->preload, sizeof(cfg->preload));
 
+        exe = binary_copy();
+        if (exe < 0)
+                return exe;
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return -errno;
         parent_end = sv[0];
@@ -79,13 +117,14 @@ int zygote_launch(const Config *cfg, const Cgroups *cg, pid_t *ret_pid, int *ret
         if (pid == 0) {
                 /* Only async-signal-safe calls from here to execve. */
                 sigset_t none;
-                if (dup2(child_end, ZYGOTE_FD) < 0)
+                if (dup2(child_end, ZYGOTE_FD) < 0 || dup2(exe, ZYGOTE_FD + 1) < 0 ||
+                    fcntl(ZYGOTE_FD + 1, F_SETFD, FD_CLOEXEC) < 0)
                         _exit(127);
-                if (syscall(SYS_close_range, ZYGOTE_FD + 1, ~0U, 0) < 0)
+                if (syscall(SYS_close_range, ZYGOTE_FD + 2, ~0U, 0) < 0)
                         _exit(127);
                 (void) sigemptyset(&none);
                 (void) sigprocmask(SIG_SETMASK, &none, NULL);
-                execve("/proc/self/exe", argv, zygote_env);
+                (void) syscall(SYS_execveat, ZYGOTE_FD + 1, "", argv, zygote_env, AT_EMPTY_PATH);
                 _exit(127);
         }
         child_end = safe_close(child_end);

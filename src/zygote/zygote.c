@@ -8,6 +8,7 @@
  * written once, before the first fork. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
@@ -374,6 +375,10 @@ _Noreturn void zygote_main(void)
                 send_ready(sock, r, errbuf);
                 _exit(1);
         }
+
+        /* Every thread a script starts would otherwise get its own 64 MiB malloc arena,
+         * all of it counted against RLIMIT_AS: at 256 MiB, 7 threads would exhaust it. */
+        (void) mallopt(M_ARENA_MAX, 2);
 
         r = runtime_init(zygote.cfg.preload, errbuf, sizeof(errbuf));
         if (r < 0) {

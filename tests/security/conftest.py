@@ -1,0 +1,417 @@
+"""Fixtures and helpers for the security tests of pyexecd.
+
+Every test posts a hostile script, asserts the exact failure (an errno name,
+an error code), and then asserts that the service still answers a normal
+request. Every layer test also shows that the same probe gets a different
+answer when that layer is switched off with `--disable-layers`, so that a
+test cannot pass for the wrong reason (a layer that does nothing, a probe
+that would fail anyway).
+
+Servers are started as real processes on port 0 (`--log-format json`; the
+port is read from the `listening` log line); layer-off comparisons mostly use
+the cheaper one-shot form `pyexecd exec --disable-layers X -`, which runs a
+script in the same sandbox and prints the same JSON.
+
+Run as root with Debian's interpreter:
+    /usr/bin/python3 -m pytest -p no:cacheprovider -q tests/security
+PYEXECD_BIN overrides the binary; PYEXECD_MUST_WORK=1 (set by CI) turns the
+skips of `require()` into failures.
+"""
+
+import http.client
+import json
+import os
+import queue
+import signal
+import subprocess
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BINARY = os.environ.get("PYEXECD_BIN", str(REPO / "build" / "pyexecd"))
+MUST_WORK = os.environ.get("PYEXECD_MUST_WORK") == "1"
+
+STARTUP_TIMEOUT = 60  # seconds; the zygote imports numpy and pandas first
+STOP_GRACE = 10
+HTTP_TIMEOUT = 120  # a liveness guard, not a timing assertion
+EXEC_TIMEOUT = 120
+RETRIES = 3  # the binary may be relinked while the suite runs
+
+# Every server and run here uses its own uid range: RLIMIT_NPROC is counted per
+# uid host-wide, so the bombs here must not share uids with another pyexecd on
+# the same host (the integration suite, with the default 100000, may run at the
+# same time).
+UID_BASE = 300000
+MAX_SLOTS = 64  # uids run from UID_BASE to UID_BASE + slots (concurrency + spares)
+COMMON_FLAGS = ("--uid-base", str(UID_BASE))
+CONCURRENCY = 2  # slots of every server here: the cross-sandbox tests need two
+
+# A value that must never reach a sandbox: set in the main server's environment.
+SECRET = "pyexecd-secret-" + uuid.uuid4().hex
+SERVER_ENV = {"SECRET_TOKEN": SECRET, "PYEXECD_LOG_LEVEL": "info"}
+
+# The complete environment of a sandbox (DESIGN.md section 3, plus the thread
+# pins of the numeric libraries).
+SANDBOX_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/tmp",
+    "LANG": "C.UTF-8",
+    "NUMEXPR_MAX_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+}
+
+TRIVIAL_SCRIPT = "def main():\n    return 1\n"
+
+# Prepended to every hostile script: `outcome(fn, *args)` is "ok" or the errno
+# name of the OSError fn raised; `syscall(nr, *args)` is "ok" or the errno name
+# of a raw system call (bubblewrap's try-syscall, in Python).
+PRELUDE = '''\
+import ctypes, errno, os
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+def errname(num):
+    return errno.errorcode.get(num, "errno %d" % num)
+
+
+def outcome(fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except OSError as e:
+        return errname(e.errno)
+    return "ok"
+
+
+def syscall(nr, *args):
+    ctypes.set_errno(0)
+    r = _libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
+    return errname(ctypes.get_errno()) if r < 0 else "ok"
+'''
+
+
+def script(body: str) -> str:
+    """A complete script: PRELUDE plus `body` (dedented), which defines main()."""
+    return PRELUDE + "\n\n" + textwrap.dedent(body)
+
+
+def require(condition, reason):
+    """Skips the test unless `condition`; with PYEXECD_MUST_WORK=1, fails instead."""
+    if condition:
+        return
+    if MUST_WORK:
+        pytest.fail(f"PYEXECD_MUST_WORK=1 but: {reason}")
+    pytest.skip(reason)
+
+
+def require_root():
+    require(os.geteuid() == 0, "the sandbox needs root (namespaces, cgroups, uid switch)")
+
+
+def clean_env(**overrides) -> dict:
+    """The runner's environment without any pyexecd configuration, plus overrides."""
+    env = {k: v for k, v in os.environ.items()
+           if k != "PORT" and not k.startswith("PYEXECD_")}
+    env.update(overrides)
+    return env
+
+
+def require_binary():
+    if not os.access(BINARY, os.X_OK):
+        pytest.fail(f"pyexecd binary not found or not executable: {BINARY} "
+                    "(build it, or set PYEXECD_BIN)")
+
+
+# -- HTTP server -----------------------------------------------------------------
+
+
+class Response(NamedTuple):
+    status: int
+    json: Any
+    raw: bytes
+
+
+class Server:
+    """A running `pyexecd` on an ephemeral port."""
+
+    def __init__(self, extra_args=(), env=None, listen="127.0.0.1"):
+        self.listen = listen
+        self.connect_host = "::1" if ":" in listen else listen
+        self.args = [BINARY, "--listen", listen, "--port", "0", "--log-format", "json",
+                     *COMMON_FLAGS, *extra_args]
+        self.env = clean_env(**(env or {}))
+        self.proc = None
+        self.port = None
+        self.log_lines = []
+        self._lines = queue.Queue()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def start(self):
+        require_binary()
+        last = "no attempt"
+        for _ in range(RETRIES):
+            try:
+                if self._start_once():
+                    return self
+                last = self.stderr_text()
+            except OSError as e:  # ETXTBSY/ENOENT while the binary is relinked
+                last = repr(e)
+            self.stop()
+            time.sleep(2)
+        pytest.fail(f"pyexecd {' '.join(self.args[1:])} did not start:\n{last}")
+
+    def _start_once(self):
+        self.log_lines = []
+        self._lines = queue.Queue()
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     env=self.env)
+        threading.Thread(target=self._drain, args=(self.proc, self._lines), daemon=True).start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                return False
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if (isinstance(record, dict)
+                    and str(record.get("message", "")).startswith("listening")
+                    and type(record.get("port")) is int):
+                self.port = record["port"]
+                return self._wait_ready(deadline)
+        return False
+
+    def _drain(self, proc, lines):
+        for raw in proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.log_lines.append(line)
+            lines.put(line)
+        lines.put(None)
+
+    def _wait_ready(self, deadline):
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if self.request("GET", "/ready").status == 200:
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.1)
+        return False
+
+    def stop(self):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+    def stderr_text(self):
+        return "\n".join(self.log_lines)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def request(self, method, path, body=None) -> Response:
+        conn = http.client.HTTPConnection(self.connect_host, self.port, timeout=HTTP_TIMEOUT)
+        try:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        finally:
+            conn.close()
+        try:
+            parsed = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            parsed = None
+        return Response(resp.status, parsed, raw)
+
+    def execute(self, source, **fields) -> dict:
+        """POSTs /execute; returns the JSON body with the HTTP status as `_status`."""
+        resp = self.request("POST", "/execute",
+                            json.dumps({"script": source, **fields}).encode("utf-8"))
+        assert isinstance(resp.json, dict), f"HTTP {resp.status}: {resp.raw[:2000]!r}"
+        return {**resp.json, "_status": resp.status}
+
+
+# -- one-shot CLI ------------------------------------------------------------------
+
+
+def exec_script(source, *flags, disable=None, env=None) -> dict:
+    """Runs `pyexecd exec [flags] -` with `source` on stdin and returns the JSON it
+    prints. `disable` is the --disable-layers value. --preload "" keeps it cheap;
+    the sandbox is the same."""
+    require_binary()
+    args = [BINARY, "exec", "--preload", "", *COMMON_FLAGS, *flags]
+    if disable:
+        args += ["--disable-layers", disable]
+    args.append("-")
+    last = None
+    for _ in range(RETRIES):
+        try:
+            proc = subprocess.run(args, input=source.encode("utf-8"), capture_output=True,
+                                  env=clean_env(**(env or {})), timeout=EXEC_TIMEOUT)
+        except OSError as e:  # ETXTBSY/ENOENT while the binary is relinked
+            last = repr(e)
+            time.sleep(2)
+            continue
+        try:
+            body = json.loads(proc.stdout.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            body = None
+        if isinstance(body, dict):
+            return body
+        last = (f"exit {proc.returncode}, stdout {proc.stdout[:500]!r}, "
+                f"stderr {proc.stderr[-2000:]!r}")
+        time.sleep(2)
+    pytest.fail(f"{' '.join(args[1:])} printed no JSON object: {last}")
+
+
+# -- assertions --------------------------------------------------------------------
+
+
+def result_of(body: dict):
+    """The `result` of a successful run (HTTP 200 or the CLI's equivalent)."""
+    assert "result" in body and body.get("_status", 200) == 200, body
+    return body["result"]
+
+
+def assert_error(body: dict, code: str):
+    assert body.get("code") == code, body
+    assert body.get("_status", 422) == 422, body
+    assert "result" not in body, body
+    return body
+
+
+def assert_still_serving(server):
+    """After whatever the test did, a normal request still succeeds."""
+    assert server.alive(), f"pyexecd exited:\n{server.stderr_text()[-4000:]}"
+    assert result_of(server.execute(TRIVIAL_SCRIPT)) == 1
+
+
+def run_concurrently(server, first, second, head_start=0.5, **fields):
+    """Posts `first`, then (after `head_start` s) `second`, on two connections;
+    returns both bodies. The server must have two free slots."""
+    out = {}
+
+    def post_first():
+        try:
+            out["first"] = server.execute(first, **fields)
+        except BaseException as e:  # reported below, in the test's thread
+            out["first"] = e
+
+    thread = threading.Thread(target=post_first)
+    thread.start()
+    time.sleep(head_start)
+    try:
+        second_body = server.execute(second, **fields)
+    finally:
+        thread.join(HTTP_TIMEOUT)
+    if isinstance(out.get("first"), BaseException):
+        raise out["first"]
+    return out["first"], second_body
+
+
+def assert_overlap(holder, prober):
+    """Sanity check of a cross-sandbox test: the prober's attempts happened while
+    the holder held its resource (both report CLOCK_MONOTONIC readings, which a
+    sandbox shares with the host). Not a timing assertion: it only guards
+    against a vacuous pass if the two requests did not run at the same time."""
+    assert holder["held_from"] <= prober["last_try"] <= holder["held_until"], (holder, prober)
+
+
+def host_pids_matching(needle):
+    """Host pids whose command line contains `needle` (our own probes' unique
+    arguments)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if needle in cmdline and int(entry) != os.getpid():
+            pids.append(int(entry))
+    return pids
+
+
+def kill_pids(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def unique(prefix="pyexecd-sec"):
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+
+
+# -- fixtures ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def start_server():
+    """Factory: start_server(*flags, env=None, listen=...) -> a started, shared Server."""
+    require_root()
+    shared, started = {}, []
+
+    def start(*flags, env=None, listen="127.0.0.1"):
+        key = (flags, tuple(sorted((env or {}).items())), listen)
+        if key not in shared:
+            srv = Server(flags, env, listen)
+            started.append(srv)
+            shared[key] = srv.start()
+        return shared[key]
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def server(start_server):
+    """The production-like server: default limits and preloads, two slots, and a
+    secret in its environment."""
+    return start_server("--concurrency", str(CONCURRENCY), env=SERVER_ENV)
+
+
+@pytest.fixture(scope="session")
+def layer_off_server(start_server):
+    """Factory: a cheap server (no preloads, two slots) with `layers` disabled."""
+    def start(layers, *flags, listen="127.0.0.1"):
+        return start_server("--preload", "", "--concurrency", str(CONCURRENCY),
+                            "--disable-layers", layers, *flags, listen=listen)
+    return start
+
+
+@pytest.fixture(autouse=True)
+def _root_only():
+    require_root()
