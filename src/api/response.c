@@ -292,7 +292,7 @@ static int from_status(const ExecOutcome *o, bool frame_corrupt, json_t *obj, Ap
         if (o->oom_killed) {
                 code = API_MEMORY_LIMIT;
                 r = add_error(obj, code, "Memory limit exceeded");
-        } else if (WIFSIGNALED(o->wait_status)) {
+        } else if (o->have_status && WIFSIGNALED(o->wait_status)) {
                 int sig = WTERMSIG(o->wait_status);
                 if (sig == SIGXCPU) {
                         code = API_TIMEOUT;
@@ -388,7 +388,7 @@ int response_from_outcome(const ExecOutcome *o, ApiResponse *ret)
                         obj = json_object();
                         r = obj ? from_status(o, true, obj, ret) : -ENOMEM;
                 }
-        } else if (o->have_status)
+        } else if (o->have_status || o->frame_len > 0)
                 r = from_status(o, o->frame_len > 0, obj, ret);
         else
                 r = response_error(API_INTERNAL,

@@ -54,7 +54,8 @@
 #define RESTART_MIN_USEC       (100ULL * 1000)
 #define RESTART_MAX_USEC       (5ULL * 1000000)
 #define READ_CHUNK             65536
-#define FRAME_HEADER_ALLOWANCE 65536 /* result frame = header line + result */
+#define FRAME_HEADER_ALLOWANCE 65536            /* result frame = header line + result */
+#define FRAME_PREFIX           sizeof(uint64_t) /* the frame's length, before it */
 
 typedef enum JobState {
         JOB_QUEUED,
@@ -118,7 +119,8 @@ struct Job {
         uint64_t oom_kills_before; /* the slot's OOM-kill count when the job started */
         bool warm;                 /* a pool sandbox no request has adopted yet */
         bool prewarmed;            /* set-up happened before the request arrived */
-        bool finished;             /* answered; freed at the end of the event batch */
+        bool answered; /* the request got its response (the sandbox may still be exiting) */
+        bool finished; /* retired: slot released; freed at the end of the event batch */
 };
 
 typedef enum ZygoteState {
@@ -164,6 +166,7 @@ struct Executor {
         unsigned busy;            /* sandboxes serving a request (at most cfg->concurrency) */
         unsigned warm;            /* warm sandboxes not yet adopted */
         uint64_t warm_retry_usec; /* after a warm sandbox failed its set-up */
+        bool early_answer;        /* answer at the frame, not at the reap (pid namespace on) */
         uint64_t next_token;
         Zygote zygotes[N_ZYGOTES];
         Zygote *current; /* the one that serves; NULL while none is up */
@@ -234,7 +237,23 @@ static void job_end(Job *j, ExecEnd end)
         job_kill(j);
 }
 
-static void finish(Executor *ex, Job *j)
+/* The result frame, once the sandbox sent all of it: [u64 length][frame]. */
+static bool frame_complete(const Job *j, const char **ret_frame, size_t *ret_len)
+{
+        uint64_t declared;
+
+        if (j->frame.len < FRAME_PREFIX)
+                return false;
+        memcpy(&declared, j->frame.data, FRAME_PREFIX);
+        if (declared > j->frame.len - FRAME_PREFIX)
+                return false;
+        *ret_frame = j->frame.data + FRAME_PREFIX;
+        *ret_len = (size_t) declared;
+        return true;
+}
+
+/* Hands the outcome to the request's owner. */
+static void answer(Executor *ex, Job *j)
 {
         ExecOutcome o = {
                 .end = j->end,
@@ -245,8 +264,6 @@ static void finish(Executor *ex, Job *j)
                 .setup_errno = j->hello.err,
                 .internal_what = j->internal_what,
                 .internal_errno = j->internal_errno,
-                .frame = j->frame.data,
-                .frame_len = j->frame.len,
                 .out = j->out_buf.data,
                 .out_len = j->out_buf.len,
                 .out_truncated = j->out_buf.truncated,
@@ -257,6 +274,12 @@ static void finish(Executor *ex, Job *j)
         };
         uint64_t end_usec = j->finished_usec ? j->finished_usec : now_usec();
 
+        if (!frame_complete(j, &o.frame, &o.frame_len)) {
+                /* Cut short (killed, or the script wrote to the channel itself): whatever
+                 * came after the length is handed over, to be judged as such. */
+                o.frame = j->frame.len > FRAME_PREFIX ? j->frame.data + FRAME_PREFIX : NULL;
+                o.frame_len = j->frame.len > FRAME_PREFIX ? j->frame.len - FRAME_PREFIX : 0;
+        }
         if (j->started_usec) {
                 o.duration_ms = (double) (end_usec - j->started_usec) / 1000.0;
                 if (!j->prewarmed)
@@ -264,10 +287,24 @@ static void finish(Executor *ex, Job *j)
         }
         if (ex->cgroups && j->state != JOB_QUEUED) {
                 uint64_t kills;
-                /* The sandbox is reaped: nothing else can be charged to the slot now. */
                 if (cgroup_oom_kills(ex->cgroups, j->slot, &kills) == 0)
                         o.oom_killed = kills > j->oom_kills_before;
         }
+
+        j->answered = true;
+        if (j->state != JOB_QUEUED && !j->warm)
+                ex->busy--;
+        j->done(&o, j->userdata);
+        (void) pthread_mutex_lock(&ex->lock);
+        ex->admitted--;
+        (void) pthread_mutex_unlock(&ex->lock);
+}
+
+/* The sandbox is reaped and its descriptors are closed: release its slot. */
+static void retire(Executor *ex, Job *j)
+{
+        if (j->done && !j->answered)
+                answer(ex, j);
 
         job_close_fd(ex, &j->ctl);
         job_close_fd(ex, &j->out);
@@ -278,32 +315,64 @@ static void finish(Executor *ex, Job *j)
                 ex->running--;
                 if (j->warm)
                         ex->warm--;
-                else
-                        ex->busy--;
         }
         if (j->zygote) {
                 j->zygote->jobs--;
                 zygote_maybe_retire(ex, j->zygote);
         }
-
         j->finished = true;
         j->next = ex->graveyard;
         ex->graveyard = j;
-        if (!j->done)
-                return; /* a warm sandbox that never served */
+}
 
-        j->done(&o, j->userdata);
-        (void) pthread_mutex_lock(&ex->lock);
-        ex->admitted--;
-        (void) pthread_mutex_unlock(&ex->lock);
+/* Reads what is available on one stream into its buffer. Returns true at EOF. */
+static bool drain(int fd, Buf *b, bool *ret_over)
+{
+        char chunk[READ_CHUNK];
+
+        for (int rounds = 0; rounds < 16; rounds++) {
+                ssize_t k = read(fd, chunk, sizeof(chunk));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return errno != EAGAIN;
+                if (k == 0)
+                        return true;
+                if (buf_append(b, chunk, (size_t) k) != 0)
+                        *ret_over = true;
+        }
+        return false;
 }
 
 static void maybe_finish(Executor *ex, Job *j)
 {
+        const char *frame;
+        size_t len;
+
         if (j->finished || j->state == JOB_SPAWNING)
                 return; /* the zygote still owes us an answer */
+
+        /* Early answer: with a pid namespace, the sandbox kills and reaps every other
+         * process of its namespace before it sends its frame (zygote.c), so once the
+         * frame is complete nothing of the script runs but the exiting PID 1. Its exit
+         * (tearing down a copy of the 64 MiB image) need not delay the response; the
+         * slot is released only when it is reaped. Output written before the frame is
+         * already in the pipes. */
+        if (!j->answered && j->done && j->end == EXEC_END_NORMAL && j->state == JOB_RUNNING &&
+            ex->early_answer && frame_complete(j, &frame, &len)) {
+                bool over = false;
+                if (j->out >= 0 && drain(j->out, &j->out_buf, &over))
+                        job_close_fd(ex, &j->out);
+                if (j->err >= 0 && drain(j->err, &j->err_buf, &over))
+                        job_close_fd(ex, &j->err);
+                if (!j->finished_usec)
+                        j->finished_usec = now_usec();
+                if (over)
+                        job_end(j, EXEC_END_OUTPUT_LIMIT);
+                answer(ex, j);
+        }
         if (j->exited && j->ctl < 0 && j->out < 0 && j->err < 0)
-                finish(ex, j);
+                retire(ex, j);
 }
 
 /* ---- the zygotes --------------------------------------------------------------------- */
@@ -661,25 +730,6 @@ static void on_hello(Executor *ex, Job *j)
         send_job(ex, j);
 }
 
-/* Reads what is available on one stream into its buffer. Returns true at EOF. */
-static bool drain(int fd, Buf *b, bool *ret_over)
-{
-        char chunk[READ_CHUNK];
-
-        for (int rounds = 0; rounds < 16; rounds++) {
-                ssize_t k = read(fd, chunk, sizeof(chunk));
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return errno != EAGAIN;
-                if (k == 0)
-                        return true;
-                if (buf_append(b, chunk, (size_t) k) != 0)
-                        *ret_over = true;
-        }
-        return false;
-}
-
 static void on_ctl(Executor *ex, Job *j, uint32_t events)
 {
         bool over = false;
@@ -707,8 +757,14 @@ static void on_ctl(Executor *ex, Job *j, uint32_t events)
         }
 
         if (drain(j->ctl, &j->frame, &over)) {
-                j->finished_usec = now_usec();
+                if (!j->finished_usec)
+                        j->finished_usec = now_usec();
                 job_close_fd(ex, &j->ctl);
+        } else {
+                const char *frame;
+                size_t len;
+                if (!j->finished_usec && frame_complete(j, &frame, &len))
+                        j->finished_usec = now_usec();
         }
         if (over)
                 job_end(j, EXEC_END_RESULT_LIMIT);
@@ -740,7 +796,7 @@ static Job *job_new(Executor *ex)
         j->w_err = (Watch){WATCH_ERR, j, NULL};
         buf_init(&j->out_buf, ex->cfg->output_limit);
         buf_init(&j->err_buf, ex->cfg->output_limit);
-        buf_init(&j->frame, ex->cfg->result_limit + FRAME_HEADER_ALLOWANCE);
+        buf_init(&j->frame, FRAME_PREFIX + ex->cfg->result_limit + FRAME_HEADER_ALLOWANCE);
         return j;
 }
 
@@ -845,10 +901,14 @@ static void start_jobs(Executor *ex, bool stopping)
                 }
         }
 
-        /* Refill the pool in the background. */
+        /* Refill the pool in the background, but not while a request runs and a warm
+         * sandbox is still ready: the refill's clone and set-up would compete with that
+         * request for the CPU (and for the zygote, which also reaps it). */
         while (!stopping && ex->warm < ex->cfg->pool_size && now_usec() >= ex->warm_retry_usec) {
                 Job *w;
                 if (!ex->current || ex->running >= ex->n_slots)
+                        break;
+                if (ex->busy > 0 && ready_warm(ex))
                         break;
                 w = job_new(ex);
                 if (!w)
@@ -1104,6 +1164,7 @@ int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
         ex->restart_backoff_usec = RESTART_MIN_USEC;
         (void) pthread_mutex_init(&ex->lock, NULL);
         ex->n_slots = config_slots(cfg);
+        ex->early_answer = !(cfg->disabled_layers & LAYER_PIDNS);
         ex->slots = calloc(ex->n_slots, sizeof(Job *));
         if (!ex->slots) {
                 r = -ENOMEM;
@@ -1177,7 +1238,7 @@ void executor_shutdown(Executor *ex, uint32_t grace_ms)
                 j->internal_what = "the service is shutting down";
                 j->internal_errno = ESHUTDOWN;
                 j->exited = true;
-                finish(ex, j);
+                retire(ex, j);
         }
         ex->queue_head = ex->queue_tail = NULL;
         while (ex->graveyard) {

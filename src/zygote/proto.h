@@ -14,7 +14,7 @@
  * supervisor <-> sandbox: a SOCK_STREAM socketpair (the sandbox's fd 3, "ctl").
  *   <- SandboxHello (set-up finished, or the stage that failed)
  *   -> SandboxJob + script bytes
- *   <- result frame (see runtime/harness.py), then EOF */
+ *   <- uint64_t length + result frame (see runtime/harness.py), then EOF */
 #pragma once
 
 #include <stdint.h>
