@@ -9,7 +9,7 @@ MESON_OPTS ?=
 SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo "sudo -E")
 PYTEST  := $(PYTHON) -m pytest -p no:cacheprovider -q
 
-.PHONY: all deps build run test test-unit test-integration test-security test-asan format clean
+.PHONY: all deps build run test test-unit test-integration test-security test-asan bench format clean
 
 all: build
 
@@ -36,6 +36,12 @@ test-integration: build
 
 test-security: build
 	PYEXECD_BIN=$(abspath $(BUILD))/pyexecd $(SUDO) $(PYTEST) tests/security
+
+# Benchmarks (not part of `make test`): appends a report to bench/RESULTS.md.
+BENCH_SECONDS ?= 5
+bench: build
+	./scripts/install-deps --bench
+	BENCH_SECONDS=$(BENCH_SECONDS) $(SUDO) $(PYTHON) bench/bench.py
 
 # ASan + UBSan build of everything, unit and integration suites against it. RLIMIT_AS is
 # off in this build (ASan reserves terabytes of shadow); the cgroup limits memory.
