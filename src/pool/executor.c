@@ -836,6 +836,16 @@ static bool spawn(Executor *ex, Job *j, uint32_t flags)
         return true;
 }
 
+static bool queue_nonempty(Executor *ex)
+{
+        bool r;
+
+        (void) pthread_mutex_lock(&ex->lock);
+        r = ex->queue_head != NULL;
+        (void) pthread_mutex_unlock(&ex->lock);
+        return r;
+}
+
 static Job *take_request(Executor *ex)
 {
         Job *q;
@@ -909,6 +919,10 @@ static void start_jobs(Executor *ex, bool stopping)
                 if (!ex->current || ex->running >= ex->n_slots)
                         break;
                 if (ex->busy > 0 && ready_warm(ex))
+                        break;
+                /* Requests waiting: they get cold sandboxes as slots free up. A warm one
+                 * costs its warm-up run on top, which buys latency only when idle. */
+                if (queue_nonempty(ex))
                         break;
                 w = job_new(ex);
                 if (!w)
