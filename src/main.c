@@ -11,6 +11,7 @@
 
 #include "api/api.h"
 #include "config/config.h"
+#include "http/auth.h"
 #include "http/server.h"
 #include "pool/executor.h"
 #include "util/buf.h"
@@ -162,6 +163,7 @@ int main(int argc, char **argv)
         Config cfg;
         ConfigInvocation inv;
         Server *srv = NULL;
+        _cleanup_(auth_freep) Auth *auth = NULL;
         char errbuf[512];
         sigset_t set;
         int r;
@@ -234,7 +236,15 @@ int main(int argc, char **argv)
         (void) sigaddset(&set, SIGTERM);
         (void) sigaddset(&set, SIGINT);
         (void) pthread_sigmask(SIG_BLOCK, &set, NULL);
-        r = server_start(&cfg, ex, &srv);
+        /* API keys are read only now: the zygote (and so every sandbox) never held them. */
+        if (cfg.api_keys_file[0]) {
+                r = auth_load(cfg.api_keys_file, &auth, errbuf, sizeof(errbuf));
+                if (r < 0) {
+                        log_event(LOG_LEVEL_ERROR, NULL, NULL, "Cannot start: %s", errbuf);
+                        return 1;
+                }
+        }
+        r = server_start(&cfg, ex, auth, &srv);
         if (r < 0) {
                 log_errno(LOG_LEVEL_ERROR, r, NULL, "Cannot listen on %s port %u", cfg.listen,
                           cfg.port);

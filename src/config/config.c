@@ -26,6 +26,7 @@ typedef enum OptType {
         OPT_LOG_FORMAT,
         OPT_LOG_LEVEL,
         OPT_LAYERS,
+        OPT_PATH,
 } OptType;
 
 typedef struct Option {
@@ -81,6 +82,8 @@ static const Option options[] = {
          "replace the zygote after this long (e.g. 3600s); 0: never"},
         {"disable-layers", "PYEXECD_DISABLE_LAYERS", OPT_LAYERS, offsetof(Config, disabled_layers),
          0, 0, "isolation layers to switch off (comma-separated; for diagnosis only)"},
+        {"api-keys-file", "PYEXECD_API_KEYS_FILE", OPT_PATH, offsetof(Config, api_keys_file), 0, 0,
+         "file of API keys, one per line; POST /execute then needs one"},
         {"log-format", "PYEXECD_LOG_FORMAT", OPT_LOG_FORMAT, offsetof(Config, log_format), 0, 0,
          "auto, json or text"},
         {"log-level", "PYEXECD_LOG_LEVEL", OPT_LOG_LEVEL, offsetof(Config, log_level), 0, 0,
@@ -295,6 +298,11 @@ static int apply(Config *c, const Option *o, const char *value, const char *sour
                 memcpy(field, value, strlen(value) + 1);
                 return 0;
         }
+        case OPT_PATH:
+                if (strlen(value) >= CONFIG_PATH_MAX)
+                        goto invalid;
+                memcpy(field, value, strlen(value) + 1);
+                return 0;
         case OPT_PRELOAD:
                 if (strlen(value) >= CONFIG_PRELOAD_MAX || (*value && !preload_valid(value)))
                         goto invalid;
@@ -471,7 +479,7 @@ int config_parse(int argc, char *const *argv, char *const *envp, Config *ret,
 
 void config_print_json(const Config *c, FILE *f)
 {
-        char esc[CONFIG_PRELOAD_MAX * 6];
+        char esc[CONFIG_PATH_MAX * 6];
 
         (void) fprintf(f, "{\"listen\":\"%s\",\"port\":%u", c->listen, c->port);
         (void) fprintf(f, ",\"timeout\":%.3f", c->timeout_ms / 1000.0);
@@ -486,6 +494,8 @@ void config_print_json(const Config *c, FILE *f)
         (void) fprintf(f, ",\"tmp_size\":%zu,\"pids_max\":%u", c->tmp_size, c->pids_max);
         (void) fprintf(f, ",\"zygote_max_spawns\":%u,\"zygote_max_age\":%.3f", c->zygote_max_spawns,
                        c->zygote_max_age_ms / 1000.0);
+        (void) json_escape(esc, sizeof(esc), c->api_keys_file);
+        (void) fprintf(f, ",\"api_keys_file\":\"%s\"", esc);
         layers_format(c->disabled_layers, esc, sizeof(esc));
         (void) fprintf(f, ",\"disabled_layers\":\"%s\"", esc);
         (void) fprintf(f, ",\"log_format\":\"%s\",\"log_level\":\"%s\"}\n",

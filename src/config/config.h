@@ -39,24 +39,25 @@ const char *layer_name(Layer l);
 void layers_format(uint32_t mask, char *buf, size_t len);
 
 typedef struct Config {
-        char listen[CONFIG_LISTEN_MAX];   /* numeric IPv4 or IPv6 address */
-        uint16_t port;                    /* 0: any free port (logged at start) */
-        uint32_t timeout_ms;              /* maximum (and default) wall-clock time per script */
-        uint32_t memory_mb;               /* maximum (and default) memory per script */
-        size_t output_limit;              /* bytes kept of stdout and of stderr, each */
-        size_t result_limit;              /* bytes of encoded main() result */
-        size_t max_body;                  /* bytes of request body */
-        unsigned concurrency;             /* sandboxes running at once */
-        unsigned pool_size;               /* warm sandboxes waiting for a request; 0: none */
-        unsigned queue_size;              /* requests waiting for a sandbox */
-        unsigned max_connections;         /* open HTTP connections */
-        char preload[CONFIG_PRELOAD_MAX]; /* comma-separated modules imported by the zygote */
-        uint32_t uid_base;                /* sandbox slot N runs as uid/gid uid_base + N */
-        uint32_t disabled_layers;         /* Layer bits switched off by the operator */
-        size_t tmp_size;                  /* bytes of the private /tmp tmpfs */
-        unsigned pids_max;                /* processes and threads per sandbox */
-        unsigned zygote_max_spawns;       /* replace the zygote after this many sandboxes */
-        uint32_t zygote_max_age_ms;       /* ... or after this long (0: never) */
+        char listen[CONFIG_LISTEN_MAX];      /* numeric IPv4 or IPv6 address */
+        uint16_t port;                       /* 0: any free port (logged at start) */
+        uint32_t timeout_ms;                 /* maximum (and default) wall-clock time per script */
+        uint32_t memory_mb;                  /* maximum (and default) memory per script */
+        size_t output_limit;                 /* bytes kept of stdout and of stderr, each */
+        size_t result_limit;                 /* bytes of encoded main() result */
+        size_t max_body;                     /* bytes of request body */
+        unsigned concurrency;                /* sandboxes running at once */
+        unsigned pool_size;                  /* warm sandboxes waiting for a request; 0: none */
+        unsigned queue_size;                 /* requests waiting for a sandbox */
+        unsigned max_connections;            /* open HTTP connections */
+        char preload[CONFIG_PRELOAD_MAX];    /* comma-separated modules imported by the zygote */
+        uint32_t uid_base;                   /* sandbox slot N runs as uid/gid uid_base + N */
+        uint32_t disabled_layers;            /* Layer bits switched off by the operator */
+        size_t tmp_size;                     /* bytes of the private /tmp tmpfs */
+        unsigned pids_max;                   /* processes and threads per sandbox */
+        unsigned zygote_max_spawns;          /* replace the zygote after this many sandboxes */
+        uint32_t zygote_max_age_ms;          /* ... or after this long (0: never) */
+        char api_keys_file[CONFIG_PATH_MAX]; /* empty: no authentication */
         LogFormat log_format;
         LogLevel log_level;
 } Config;

@@ -14,17 +14,22 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "api/api.h"
+#include "http/auth.h"
 #include "http/server.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/macro.h"
 
+#define REQUEST_ID_MAX 64
+
 struct Server {
         const Config *cfg;
         Executor *ex;
+        const Auth *auth;
         struct MHD_Daemon *daemon;
         uint16_t port;
 };
@@ -32,7 +37,7 @@ struct Server {
 typedef struct Request {
         Server *srv;
         struct MHD_Connection *conn;
-        char request_id[33];
+        char request_id[REQUEST_ID_MAX + 1];
         char method[8];
         uint64_t start_usec;
         Buf body;
@@ -61,6 +66,25 @@ static void request_id_new(char out[33])
         out[32] = '\0';
 }
 
+/* The client's X-Request-Id when it is a sane token (it goes into logs and headers),
+ * otherwise a new one. */
+static void request_id_take(struct MHD_Connection *conn, char out[REQUEST_ID_MAX + 1])
+{
+        const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        size_t n = given ? strlen(given) : 0;
+        bool ok = n > 0 && n <= REQUEST_ID_MAX;
+
+        for (size_t i = 0; ok && i < n; i++) {
+                char c = given[i];
+                ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '-' || c == '_' || c == '.' || c == ':';
+        }
+        if (ok)
+                memcpy(out, given, n + 1);
+        else
+                request_id_new(out);
+}
+
 static enum MHD_Result send_response(Request *rq)
 {
         ApiResponse *ar = &rq->response;
@@ -76,6 +100,8 @@ static enum MHD_Result send_response(Request *rq)
         (void) MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
         if (ar->code == API_METHOD_NOT_ALLOWED && rq->allow)
                 (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rq->allow);
+        if (ar->code == API_UNAUTHORIZED)
+                (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
         if (ar->code == API_OVERLOADED)
                 (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
         ret = MHD_queue_response(rq->conn, ar->http_status, resp);
@@ -247,7 +273,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 rq->conn = conn;
                 rq->start_usec = now_usec();
                 (void) snprintf(rq->method, sizeof(rq->method), "%s", method);
-                request_id_new(rq->request_id);
+                request_id_take(conn, rq->request_id);
                 buf_init(&rq->body, s->cfg->max_body);
                 *con_cls = rq;
 
@@ -257,6 +283,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                 return reply_error(rq, API_METHOD_NOT_ALLOWED,
                                                    "Use POST for /execute");
                         }
+                        if (s->auth && !auth_check(s->auth, MHD_lookup_connection_value(
+                                                                    conn, MHD_HEADER_KIND,
+                                                                    MHD_HTTP_HEADER_AUTHORIZATION)))
+                                return reply_error(rq, API_UNAUTHORIZED,
+                                                   "A valid API key is required "
+                                                   "(Authorization: Bearer <key>)");
                         return execute_start(rq);
                 }
                 if (strcmp(url, "/health") == 0 || strcmp(url, "/ready") == 0) {
@@ -315,7 +347,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
         log_event(LOG_LEVEL_WARNING, NULL, NULL, "libmicrohttpd: %s", msg);
 }
 
-int server_start(const Config *cfg, Executor *ex, Server **ret)
+int server_start(const Config *cfg, Executor *ex, const Auth *auth, Server **ret)
 {
         struct sockaddr_storage ss = {0};
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
@@ -341,6 +373,7 @@ int server_start(const Config *cfg, Executor *ex, Server **ret)
                 return -ENOMEM;
         s->cfg = cfg;
         s->ex = ex;
+        s->auth = auth;
         /* The logger first, so that MHD's own messages about later options reach it. */
         s->daemon = MHD_start_daemon(
                 flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
@@ -364,8 +397,13 @@ uint16_t server_port(const Server *s)
 
 void server_quiesce(Server *s)
 {
-        if (s && s->daemon)
-                (void) MHD_quiesce_daemon(s->daemon);
+        /* MHD hands the listening socket back: close it, or the kernel would go on
+         * completing handshakes into its backlog that nobody will ever serve. */
+        if (s && s->daemon) {
+                MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+                if (fd != MHD_INVALID_SOCKET)
+                        (void) close(fd);
+        }
 }
 
 void server_stop(Server *s)

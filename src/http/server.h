@@ -10,8 +10,11 @@
 
 typedef struct Server Server;
 
-/* Starts listening (port 0: any free port). Returns 0 or -errno. */
-int server_start(const Config *cfg, Executor *ex, Server **ret);
+typedef struct Auth Auth;
+
+/* Starts listening (port 0: any free port). With `auth` (borrowed, may be NULL), POST
+ * /execute requires one of its API keys. Returns 0 or -errno. */
+int server_start(const Config *cfg, Executor *ex, const Auth *auth, Server **ret);
 
 /* The port actually bound. */
 uint16_t server_port(const Server *s);

@@ -91,7 +91,7 @@ struct Job {
         size_t script_len;
         uint32_t timeout_ms;
         uint32_t memory_mb;
-        char request_id[64];
+        char request_id[80]; /* up to 64 characters (http/server.c) */
         ExecDoneFn done;
         void *userdata;
 

@@ -1,0 +1,82 @@
+"""Operations features: API keys, request ids, graceful SIGTERM."""
+
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import BINARY, assert_ok
+
+BODY = {"script": "def main():\n    return 1\n"}
+
+
+@pytest.fixture(scope="module")
+def keyed_server(start_server):
+    with tempfile.NamedTemporaryFile("w", suffix=".keys", delete=False) as f:
+        f.write("# operators' keys\n\n  key-one  \nkey-two\n")
+    try:
+        yield start_server("--api-keys-file", f.name)
+    finally:
+        os.unlink(f.name)
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Bearer key-one-", "Bearer key-on",
+                                    "Basic key-one", "Bearer ", "key-one"])
+def test_execute_needs_a_valid_key(keyed_server, header):
+    resp = keyed_server.post(BODY, headers={"Authorization": header} if header else None)
+    assert resp.status == 401 and resp.json["code"] == "UNAUTHORIZED", resp
+    assert resp.headers.get("www-authenticate") == "Bearer"
+
+
+@pytest.mark.parametrize("key", ["key-one", "key-two"])
+def test_execute_with_a_valid_key(keyed_server, key):
+    assert_ok(keyed_server.post(BODY, headers={"Authorization": f"Bearer {key}"}))
+
+
+def test_health_and_ready_stay_open(keyed_server):
+    assert keyed_server.get("/health").status == 200
+    assert keyed_server.get("/ready").status == 200
+
+
+def test_missing_keys_file_refuses_to_start():
+    import subprocess
+    proc = subprocess.run([BINARY, "--listen", "127.0.0.1", "--port", "0",
+                           "--api-keys-file", "/nonexistent/keys", "--preload", ""],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "API keys" in proc.stderr
+
+
+def test_request_id_is_echoed_and_logged(server):
+    resp = server.post(BODY, headers={"X-Request-Id": "trace-abc.123"})
+    assert resp.headers["x-request-id"] == "trace-abc.123"
+    assert server.wait_for_log('"request_id":"trace-abc.123"')
+
+
+def test_unsafe_request_id_is_replaced(server):
+    resp = server.post(BODY, headers={"X-Request-Id": "a b\"c"})
+    rid = resp.headers["x-request-id"]
+    assert rid != 'a b"c' and len(rid) == 32
+
+
+def test_sigterm_drains_in_flight_and_exits_zero(start_server):
+    srv = start_server("--pool-size", "1", shared_ok=False)
+    result = {}
+
+    def slow():
+        result["resp"] = srv.execute("import time\ndef main():\n    time.sleep(2)\n    return 7\n")
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.5)  # the request is running
+    os.kill(srv.proc.pid, signal.SIGTERM)
+    time.sleep(0.3)
+    with pytest.raises(OSError):  # no longer accepting
+        socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+    t.join(timeout=30)
+    assert result["resp"].status == 200 and result["resp"].json["result"] == 7
+    assert srv.proc.wait(timeout=30) == 0
