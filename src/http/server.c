@@ -19,6 +19,7 @@
 #include "api/api.h"
 #include "http/auth.h"
 #include "http/server.h"
+#include "metrics/metrics.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -30,6 +31,7 @@ struct Server {
         const Config *cfg;
         Executor *ex;
         const Auth *auth;
+        Metrics *metrics;
         struct MHD_Daemon *daemon;
         uint16_t port;
 };
@@ -45,7 +47,8 @@ typedef struct Request {
         bool have_response;
         ApiResponse response;
         const char *allow; /* for 405 */
-        double setup_ms;   /* sandbox set-up time, for the access log */
+        MetricsEndpoint endpoint;
+        double setup_ms; /* sandbox set-up time, for the access log */
 } Request;
 
 static void request_id_new(char out[33])
@@ -106,6 +109,8 @@ static enum MHD_Result send_response(Request *rq)
                 (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
         ret = MHD_queue_response(rq->conn, ar->http_status, resp);
         MHD_destroy_response(resp);
+        metrics_observe(rq->srv->metrics, rq->endpoint, ar->code,
+                        (double) (now_usec() - rq->start_usec) / 1e6);
 
         (void) snprintf(fields, sizeof(fields),
                         "\"http_status\":%u,\"code\":\"%s\",\"latency_ms\":%.3f,"
@@ -130,6 +135,31 @@ static enum MHD_Result reply_simple(Request *rq, unsigned status, const char *ke
         if (response_simple(status, key, value, &rq->response) < 0)
                 return MHD_NO;
         return send_response(rq);
+}
+
+static enum MHD_Result reply_metrics(Request *rq)
+{
+        ExecutorStats st;
+        struct MHD_Response *resp;
+        enum MHD_Result ret;
+        char *text;
+        size_t len;
+
+        executor_stats(rq->srv->ex, &st);
+        if (metrics_render(rq->srv->metrics, &st, &text, &len) < 0)
+                return MHD_NO;
+        resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+                free(text);
+                return MHD_NO;
+        }
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                       "text/plain; version=0.0.4");
+        (void) MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
+        ret = MHD_queue_response(rq->conn, 200, resp);
+        MHD_destroy_response(resp);
+        metrics_observe(rq->srv->metrics, ENDPOINT_METRICS, API_OK, 0);
+        return ret;
 }
 
 static enum MHD_Result reply_ready(Request *rq)
@@ -277,6 +307,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 buf_init(&rq->body, s->cfg->max_body);
                 *con_cls = rq;
 
+                rq->endpoint = strcmp(url, "/execute") == 0   ? ENDPOINT_EXECUTE
+                               : strcmp(url, "/health") == 0  ? ENDPOINT_HEALTH
+                               : strcmp(url, "/ready") == 0   ? ENDPOINT_READY
+                               : strcmp(url, "/metrics") == 0 ? ENDPOINT_METRICS
+                                                              : ENDPOINT_OTHER;
+                if (rq->endpoint == ENDPOINT_METRICS) {
+                        if (!get) {
+                                rq->allow = "GET, HEAD";
+                                return reply_error(rq, API_METHOD_NOT_ALLOWED,
+                                                   "Use GET for this endpoint");
+                        }
+                        return reply_metrics(rq);
+                }
                 if (strcmp(url, "/execute") == 0) {
                         if (!post) {
                                 rq->allow = "POST";
@@ -374,6 +417,11 @@ int server_start(const Config *cfg, Executor *ex, const Auth *auth, Server **ret
         s->cfg = cfg;
         s->ex = ex;
         s->auth = auth;
+        s->metrics = metrics_new();
+        if (!s->metrics) {
+                free(s);
+                return -ENOMEM;
+        }
         /* The logger first, so that MHD's own messages about later options reach it. */
         s->daemon = MHD_start_daemon(
                 flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
@@ -381,6 +429,7 @@ int server_start(const Config *cfg, Executor *ex, const Auth *auth, Server **ret
                 (unsigned) cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30,
                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
         if (!s->daemon) {
+                metrics_free(s->metrics);
                 free(s);
                 return -EADDRNOTAVAIL;
         }
@@ -412,5 +461,6 @@ void server_stop(Server *s)
                 return;
         if (s->daemon)
                 MHD_stop_daemon(s->daemon);
+        metrics_free(s->metrics);
         free(s);
 }

@@ -153,6 +153,7 @@ struct Executor {
         pthread_mutex_t lock;
         Job *queue_head, *queue_tail;
         unsigned admitted; /* submitted and not yet finished */
+        ExecutorStats stats;
         bool stopping;
         uint64_t stop_deadline_usec;
         bool zygote_ready; /* mirror of current != NULL */
@@ -170,11 +171,19 @@ struct Executor {
         uint64_t next_token;
         Zygote zygotes[N_ZYGOTES];
         Zygote *current; /* the one that serves; NULL while none is up */
+        unsigned long long zygotes_started;
         uint64_t restart_at_usec, restart_backoff_usec;
         Job *graveyard; /* finished jobs whose watches may still be in the event batch */
 };
 
 static void zygote_maybe_retire(Executor *ex, Zygote *z);
+
+#define STAT_ADD(ex, field)                               \
+        do {                                              \
+                (void) pthread_mutex_lock(&(ex)->lock);   \
+                (ex)->stats.field++;                      \
+                (void) pthread_mutex_unlock(&(ex)->lock); \
+        } while (0)
 
 static int epoll_add(Executor *ex, int fd, uint32_t events, Watch *w)
 {
@@ -290,6 +299,10 @@ static void answer(Executor *ex, Job *j)
                 if (cgroup_oom_kills(ex->cgroups, j->slot, &kills) == 0)
                         o.oom_killed = kills > j->oom_kills_before;
         }
+        if (o.oom_killed)
+                STAT_ADD(ex, oom_kills);
+        if (o.end == EXEC_END_TIMEOUT)
+                STAT_ADD(ex, timeouts);
 
         j->answered = true;
         if (j->state != JOB_QUEUED && !j->warm)
@@ -397,6 +410,8 @@ static int zygote_start(Executor *ex)
         r = zygote_launch(ex->cfg, ex->cgroups, &z->pid, &z->sock);
         if (r < 0)
                 return r;
+        if (ex->zygotes_started++ > 0)
+                STAT_ADD(ex, zygote_starts);
         *z = (Zygote){.state = ZYGOTE_STARTING,
                       .pid = z->pid,
                       .sock = z->sock,
@@ -712,6 +727,7 @@ static void on_hello(Executor *ex, Job *j)
                 log_event(LOG_LEVEL_ERROR, j->request_id, NULL,
                           "Sandbox set-up failed at stage %s: %s",
                           sandbox_stage_name(j->hello.stage), strerror(j->hello.err));
+                STAT_ADD(ex, setup_failures);
                 if (j->warm) /* do not spin: requests get cold sandboxes (and the error) */
                         ex->warm_retry_usec = now_usec() + RESTART_MAX_USEC;
                 job_end(j, EXEC_END_SETUP_FAILED);
@@ -853,6 +869,7 @@ static Job *take_request(Executor *ex)
         (void) pthread_mutex_lock(&ex->lock);
         q = ex->queue_head;
         if (q) {
+                ex->stats.queued--;
                 ex->queue_head = q->next;
                 if (!ex->queue_head)
                         ex->queue_tail = NULL;
@@ -1029,7 +1046,12 @@ static void *executor_loop(void *arg)
                         job_free(j);
                 }
 
+                unsigned ready = 0;
+                for (unsigned i = 0; i < ex->n_slots; i++)
+                        ready += ex->slots[i] && ex->slots[i]->state == JOB_READY;
                 (void) pthread_mutex_lock(&ex->lock);
+                ex->stats.busy = ex->busy;
+                ex->stats.warm_ready = ready;
                 bool stopping = ex->stopping, past = now_usec() >= ex->stop_deadline_usec;
                 bool queue_empty = !ex->queue_head;
                 (void) pthread_mutex_unlock(&ex->lock);
@@ -1087,6 +1109,7 @@ int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *us
                 r = EXECUTOR_E_OVERLOADED;
         else {
                 ex->admitted++;
+                ex->stats.queued++;
                 if (ex->queue_tail)
                         ex->queue_tail->next = j;
                 else
@@ -1101,6 +1124,13 @@ int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *us
         if (write(ex->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
                 return log_errno(LOG_LEVEL_ERROR, errno, NULL, "Failed to wake the executor");
         return 0;
+}
+
+void executor_stats(Executor *ex, ExecutorStats *ret)
+{
+        (void) pthread_mutex_lock(&ex->lock);
+        *ret = ex->stats;
+        (void) pthread_mutex_unlock(&ex->lock);
 }
 
 bool executor_ready(Executor *ex)

@@ -37,6 +37,19 @@ int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
 /* Queues a job (the script is copied). Returns 0, a positive EXECUTOR_E_*, or -errno. */
 int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *userdata);
 
+typedef struct ExecutorStats {
+        unsigned long long queued;         /* requests waiting for a sandbox */
+        unsigned long long busy;           /* sandboxes serving a request */
+        unsigned long long warm_ready;     /* warm sandboxes ready */
+        unsigned long long setup_failures; /* sandboxes that failed a set-up stage */
+        unsigned long long oom_kills;      /* jobs ended by the memory cgroup */
+        unsigned long long timeouts;       /* jobs killed at their deadline */
+        unsigned long long zygote_starts;  /* zygotes started after the first */
+} ExecutorStats;
+
+/* A consistent snapshot of the executor's gauges and counters. */
+void executor_stats(Executor *ex, ExecutorStats *ret);
+
 /* True when the zygote is up and accepting spawns. */
 bool executor_ready(Executor *ex);
 

@@ -80,3 +80,31 @@ def test_sigterm_drains_in_flight_and_exits_zero(start_server):
     t.join(timeout=30)
     assert result["resp"].status == 200 and result["resp"].json["result"] == 7
     assert srv.proc.wait(timeout=30) == 0
+
+
+def metric(srv, name):
+    text = srv.get("/metrics").raw.decode()
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            if line.split(" ")[0] == name or name.endswith("}"):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_move(start_server):
+    srv = start_server("--pool-size", "1", shared_ok=False)
+    ok = 'pyexecd_requests_total{endpoint="/execute",code="OK"}'
+    timeouts = "pyexecd_timeouts_total"
+    before_ok, before_t = metric(srv, ok), metric(srv, timeouts)
+    assert_ok(srv.post(BODY))
+    resp = srv.execute("while True: pass", timeout=0.3)
+    assert resp.json["code"] == "TIMEOUT"
+    assert metric(srv, ok) == before_ok + 1
+    assert metric(srv, timeouts) == before_t + 1
+    assert metric(srv, "pyexecd_request_duration_seconds_count") >= 2
+    text = srv.get("/metrics").raw.decode()
+    for name in ("pyexecd_queue_depth", "pyexecd_sandboxes_in_use", "pyexecd_sandboxes_warm",
+                 "pyexecd_sandbox_setup_failures_total", "pyexecd_oom_kills_total",
+                 "pyexecd_zygote_restarts_total"):
+        assert f"# TYPE {name} " in text, name
+    srv.stop()

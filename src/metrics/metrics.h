@@ -1,0 +1,29 @@
+/* Prometheus metrics: counters and a latency histogram updated lock-free by the HTTP
+ * threads, rendered in the text exposition format for GET /metrics together with the
+ * executor's gauges and counters. */
+#pragma once
+
+#include <stddef.h>
+
+#include "api/api.h"
+#include "pool/executor.h"
+
+typedef enum MetricsEndpoint {
+        ENDPOINT_EXECUTE,
+        ENDPOINT_HEALTH,
+        ENDPOINT_READY,
+        ENDPOINT_METRICS,
+        ENDPOINT_OTHER,
+        _ENDPOINT_MAX,
+} MetricsEndpoint;
+
+typedef struct Metrics Metrics;
+
+Metrics *metrics_new(void);
+void metrics_free(Metrics *m);
+
+/* Counts one answered request; `seconds` feeds the latency histogram for /execute. */
+void metrics_observe(Metrics *m, MetricsEndpoint e, ApiCode code, double seconds);
+
+/* Renders every metric. Returns 0 and a malloc'ed text, or -ENOMEM. */
+int metrics_render(const Metrics *m, const ExecutorStats *st, char **ret, size_t *ret_len);
