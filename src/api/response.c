@@ -350,6 +350,11 @@ static int from_end(const ExecOutcome *o, json_t *obj, ApiResponse *ret)
                                 "The script sent more than the result limit on the result "
                                 "channel; it was stopped");
                 break;
+        case EXEC_END_EXPIRED:
+                return response_error(API_OVERLOADED,
+                                      "The request waited for a sandbox longer than its time "
+                                      "limit and was not run; retry later",
+                                      o->request_id, ret);
         case EXEC_END_SETUP_FAILED:
                 (void) snprintf(msg, sizeof(msg),
                                 "Sandbox set-up failed (%s: %s); the script was not run",

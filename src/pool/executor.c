@@ -115,7 +115,7 @@ struct Job {
         const char *internal_what;
         int internal_errno;
         uint64_t deadline_usec;
-        uint64_t spawn_usec, started_usec, finished_usec;
+        uint64_t submit_usec, spawn_usec, started_usec, finished_usec;
         uint64_t oom_kills_before; /* the slot's OOM-kill count when the job started */
         bool warm;                 /* a pool sandbox no request has adopted yet */
         bool prewarmed;            /* set-up happened before the request arrived */
@@ -920,6 +920,13 @@ static void start_jobs(Executor *ex, bool stopping)
                 q = take_request(ex);
                 if (!q)
                         break;
+                /* Its client has waited as long as the script may run: answer, do not run. */
+                if (now_usec() - q->submit_usec >= (uint64_t) q->timeout_ms * 1000) {
+                        q->end = EXEC_END_EXPIRED;
+                        q->exited = true;
+                        retire(ex, q);
+                        continue;
+                }
                 if (w)
                         adopt(ex, w, q);
                 else {
@@ -1094,6 +1101,7 @@ int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *us
                         p->request_id ? p->request_id : "");
         j->done = done;
         j->userdata = userdata;
+        j->submit_usec = now_usec();
         j->header = (SandboxJob){
                 .magic = SANDBOX_MAGIC,
                 .script_len = (uint32_t) p->script_len,

@@ -14,6 +14,7 @@ typedef enum ExecEnd {
         EXEC_END_RESULT_LIMIT, /* result channel over the cap: killed */
         EXEC_END_SETUP_FAILED, /* the sandbox reported a failed set-up stage */
         EXEC_END_INTERNAL,     /* the service failed (zygote died, clone failed, ...) */
+        EXEC_END_EXPIRED,      /* waited in the queue longer than its timeout: not run */
 } ExecEnd;
 
 typedef struct ExecOutcome {

@@ -108,3 +108,37 @@ def test_metrics_move(start_server):
                  "pyexecd_zygote_restarts_total"):
         assert f"# TYPE {name} " in text, name
     srv.stop()
+
+
+def _in_background(fn):
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("resp", fn()))
+    t.start()
+    return t, out
+
+
+def test_full_queue_answers_503_at_once(start_server):
+    srv = start_server("--concurrency", "1", "--pool-size", "0", "--queue-size", "0",
+                       shared_ok=False)
+    t, out = _in_background(lambda: srv.execute("import time\ndef main():\n    time.sleep(2)\n"
+                                                "    return 1\n"))
+    time.sleep(0.7)  # the first request holds the only sandbox
+    resp = srv.post(BODY)
+    assert resp.status == 503 and resp.json["code"] == "OVERLOADED", resp
+    assert resp.headers.get("retry-after") == "1"
+    t.join(timeout=30)
+    assert out["resp"].status == 200
+    srv.stop()
+
+
+def test_request_that_waited_past_its_timeout_is_not_run(start_server):
+    srv = start_server("--concurrency", "1", "--pool-size", "0", shared_ok=False)
+    t, out = _in_background(lambda: srv.execute("import time\ndef main():\n    time.sleep(2.5)\n"
+                                                "    return 1\n"))
+    time.sleep(0.7)
+    resp = srv.post({"script": "def main():\n    print('ran')\n    return 1\n", "timeout": 1})
+    assert resp.status == 503 and resp.json["code"] == "OVERLOADED", resp
+    assert "not run" in resp.json["error"]
+    t.join(timeout=30)
+    assert out["resp"].status == 200
+    srv.stop()
