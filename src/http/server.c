@@ -18,6 +18,7 @@
 
 #include "api/api.h"
 #include "http/auth.h"
+#include "http/openapi.h"
 #include "http/server.h"
 #include "metrics/metrics.h"
 #include "util/buf.h"
@@ -137,11 +138,32 @@ static enum MHD_Result reply_simple(Request *rq, unsigned status, const char *ke
         return send_response(rq);
 }
 
+/* A 200 with a body that is not an ApiResponse (metrics text, the OpenAPI document). */
+static enum MHD_Result reply_body(Request *rq, struct MHD_Response *resp, const char *type)
+{
+        enum MHD_Result ret;
+
+        if (!resp)
+                return MHD_NO;
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        (void) MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
+        ret = MHD_queue_response(rq->conn, 200, resp);
+        MHD_destroy_response(resp);
+        metrics_observe(rq->srv->metrics, rq->endpoint, API_OK, 0);
+        return ret;
+}
+
+static enum MHD_Result reply_static(Request *rq, const char *body, size_t len, const char *type)
+{
+        return reply_body(
+                rq, MHD_create_response_from_buffer(len, (void *) body, MHD_RESPMEM_PERSISTENT),
+                type);
+}
+
 static enum MHD_Result reply_metrics(Request *rq)
 {
         ExecutorStats st;
         struct MHD_Response *resp;
-        enum MHD_Result ret;
         char *text;
         size_t len;
 
@@ -149,17 +171,9 @@ static enum MHD_Result reply_metrics(Request *rq)
         if (metrics_render(rq->srv->metrics, &st, &text, &len) < 0)
                 return MHD_NO;
         resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-        if (!resp) {
+        if (!resp)
                 free(text);
-                return MHD_NO;
-        }
-        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                       "text/plain; version=0.0.4");
-        (void) MHD_add_response_header(resp, "X-Request-Id", rq->request_id);
-        ret = MHD_queue_response(rq->conn, 200, resp);
-        MHD_destroy_response(resp);
-        metrics_observe(rq->srv->metrics, ENDPOINT_METRICS, API_OK, 0);
-        return ret;
+        return reply_body(rq, resp, "text/plain; version=0.0.4");
 }
 
 static enum MHD_Result reply_ready(Request *rq)
@@ -319,6 +333,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                                    "Use GET for this endpoint");
                         }
                         return reply_metrics(rq);
+                }
+                if (strcmp(url, "/openapi.json") == 0) {
+                        if (!get) {
+                                rq->allow = "GET, HEAD";
+                                return reply_error(rq, API_METHOD_NOT_ALLOWED,
+                                                   "Use GET for this endpoint");
+                        }
+                        return reply_static(rq, openapi_json, sizeof(openapi_json) - 1,
+                                            "application/json");
                 }
                 if (strcmp(url, "/execute") == 0) {
                         if (!post) {
