@@ -117,6 +117,62 @@ static int own_path(const char *controller, char *ret, size_t len)
         return r;
 }
 
+/* The directory of this process's cgroup: the hierarchy's mount point plus our path
+ * relative to the mount's root. In a container without its own cgroup namespace,
+ * /proc/self/cgroup names the host's path while /sys/fs/cgroup is mounted from that very
+ * directory (mount root /docker/<id>): joining the two naively names nothing. */
+static int own_dir(const char *controller, char *ret, size_t len)
+{
+        char own[PATH_MAX], line[4096];
+        FILE *f;
+        int r = own_path(controller, own, sizeof(own));
+
+        if (r < 0)
+                return r;
+        f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return -errno;
+        r = -ENOENT;
+        while (fgets(line, sizeof(line), f)) {
+                char *field[16] = {0}, *save = NULL, *sep;
+                int n = 0;
+                for (char *t = strtok_r(line, " \n", &save); t && n < 16;
+                     t = strtok_r(NULL, " \n", &save))
+                        field[n++] = t;
+                int dash = -1;
+                for (int i = 6; i < n; i++)
+                        if (strcmp(field[i], "-") == 0) {
+                                dash = i;
+                                break;
+                        }
+                if (dash < 0 || dash + 3 >= n + 1 || !field[dash + 1] || !field[dash + 3])
+                        continue;
+                const char *root = field[3], *mnt = field[4], *fstype = field[dash + 1];
+                if (controller) {
+                        bool has = false;
+                        if (strcmp(fstype, "cgroup") != 0)
+                                continue;
+                        for (char *o = strtok_r(field[dash + 3], ",", &sep); o;
+                             o = strtok_r(NULL, ",", &sep))
+                                if (strcmp(o, controller) == 0)
+                                        has = true;
+                        if (!has)
+                                continue;
+                } else if (strcmp(fstype, "cgroup2") != 0 || strcmp(mnt, CG_ROOT) != 0)
+                        continue;
+
+                const char *rel = own; /* own is "" for the root cgroup */
+                size_t rl = strlen(root);
+                if (strcmp(root, "/") != 0 && strncmp(own, root, rl) == 0 &&
+                    (own[rl] == '\0' || own[rl] == '/'))
+                        rel = own + rl;
+                /* No break: a later line mounted on the same point hides the earlier one. */
+                r = snprintf(ret, len, "%s%s", mnt, rel) >= (int) len ? -ENAMETOOLONG : 0;
+        }
+        (void) fclose(f);
+        return r;
+}
+
 static bool file_has_word(const char *path, const char *word)
 {
         char buf[512];
@@ -263,7 +319,7 @@ int cgroup_setup(unsigned n_slots, uint64_t mem_bytes, unsigned pids_max, Cgroup
                  char *errbuf, size_t errlen)
 {
         Cgroups *cg = calloc(1, sizeof(*cg));
-        char own[PATH_MAX - 64], parent[PATH_MAX];
+        char parent[PATH_MAX];
         int r;
 
         if (!cg)
@@ -273,12 +329,9 @@ int cgroup_setup(unsigned n_slots, uint64_t mem_bytes, unsigned pids_max, Cgroup
 
         if (file_has_word(CG_ROOT "/cgroup.controllers", "memory")) {
                 cg->version = 2;
-                if ((r = own_path(NULL, own, sizeof(own))) < 0) {
-                        (void) snprintf(errbuf, errlen, "cannot find this process's cgroup");
-                        goto fail;
-                }
-                if (snprintf(parent, sizeof(parent), CG_ROOT "%s", own) >= (int) sizeof(parent)) {
-                        r = -ENAMETOOLONG;
+                if ((r = own_dir(NULL, parent, sizeof(parent))) < 0) {
+                        (void) snprintf(errbuf, errlen, "cannot find this process's cgroup: %s",
+                                        strerror(-r));
                         goto fail;
                 }
                 if ((r = v2_delegate(parent, errbuf, errlen)) < 0)
@@ -294,11 +347,9 @@ int cgroup_setup(unsigned n_slots, uint64_t mem_bytes, unsigned pids_max, Cgroup
                 static const HierarchyKind kinds[] = {HIER_MEMORY, HIER_PIDS, HIER_CPU};
                 cg->version = 1;
                 for (size_t i = 0; i < ELEMENTSOF(ctrls); i++) {
-                        char mnt[64];
                         struct stat st;
-                        (void) snprintf(mnt, sizeof(mnt), CG_ROOT "/%s", ctrls[i]);
-                        r = own_path(ctrls[i], own, sizeof(own));
-                        if (r < 0 || stat(mnt, &st) < 0) {
+                        r = own_dir(ctrls[i], parent, sizeof(parent));
+                        if (r < 0 || stat(parent, &st) < 0) {
                                 if (i == 2)
                                         continue; /* cpu is optional */
                                 (void) snprintf(
@@ -313,11 +364,6 @@ int cgroup_setup(unsigned n_slots, uint64_t mem_bytes, unsigned pids_max, Cgroup
                         h->kind = kinds[i];
                         if (h->kind == HIER_MEMORY)
                                 cg->mem_hier = (int) cg->n_hier - 1;
-                        if (snprintf(parent, sizeof(parent), "%s%s", mnt, own) >=
-                            (int) sizeof(parent)) {
-                                r = -ENAMETOOLONG;
-                                goto fail;
-                        }
                         r = hierarchy_setup(cg, h, parent, mem_bytes, pids_max, errbuf, errlen);
                         if (r < 0 && h->kind == HIER_CPU) {
                                 hierarchy_free(cg, h); /* cpu is optional */
