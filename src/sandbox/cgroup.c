@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +276,44 @@ static void hierarchy_free(const Cgroups *cg, Hierarchy *h)
         *h = (Hierarchy){0};
 }
 
+/* Removes the (empty) cgroups of pyexecd instances that died without cleaning up (a
+ * SIGKILL, a power cut): pyexecd-<pid> whose pid no longer exists. A cgroup that still
+ * holds a process cannot be removed and is left alone. */
+static void remove_stale(const char *parent)
+{
+        DIR *d = opendir(parent);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                char *end;
+                long pid;
+                int fd;
+
+                if (strncmp(de->d_name, "pyexecd-", 8) != 0)
+                        continue;
+                pid = strtol(de->d_name + 8, &end, 10);
+                if (*end != '\0' || pid <= 0 || kill((pid_t) pid, 0) == 0 || errno != ESRCH)
+                        continue;
+                fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                DIR *sub = fdopendir(fd);
+                if (!sub) {
+                        (void) close(fd);
+                        continue;
+                }
+                struct dirent *se;
+                while ((se = readdir(sub)))
+                        if (strncmp(se->d_name, "slot-", 5) == 0)
+                                (void) unlinkat(dirfd(sub), se->d_name, AT_REMOVEDIR);
+                (void) closedir(sub);
+                (void) unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+        }
+        (void) closedir(d);
+}
+
 static int hierarchy_setup(Cgroups *cg, Hierarchy *h, const char *parent, uint64_t mem_bytes,
                            unsigned pids_max, char *errbuf, size_t errlen)
 {
@@ -283,6 +322,7 @@ static int hierarchy_setup(Cgroups *cg, Hierarchy *h, const char *parent, uint64
         char name[32];
 
         h->base_fd = -EBADF;
+        remove_stale(parent);
         (void) snprintf(name, sizeof(name), "pyexecd-%d", (int) getpid());
         if (join(h->base, sizeof(h->base), parent, name) < 0)
                 return fail(errbuf, errlen, -ENAMETOOLONG, "path too long:", parent);
