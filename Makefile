@@ -9,7 +9,8 @@ MESON_OPTS ?=
 SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo "sudo -E")
 PYTEST  := $(PYTHON) -m pytest -p no:cacheprovider -q
 
-.PHONY: all deps build run test test-unit test-integration test-security test-asan bench format clean
+.PHONY: all deps build run test test-unit test-integration test-security test-deploy test-asan \
+	bench image verify-image format clean
 
 all: build
 
@@ -26,7 +27,7 @@ build: deps $(BUILD)/build.ninja
 run: build
 	$(SUDO) $(BUILD)/pyexecd --port $(PORT)
 
-test: build test-unit test-integration test-security
+test: build test-unit test-integration test-security test-deploy
 
 test-unit: build
 	meson test -C $(BUILD) --print-errorlogs
@@ -36,6 +37,19 @@ test-integration: build
 
 test-security: build
 	PYEXECD_BIN=$(abspath $(BUILD))/pyexecd $(SUDO) $(PYTEST) tests/security
+
+# Static checks of deploy/ (Dockerfile, Cloud Run, Kubernetes, scripts): no root, no engine.
+test-deploy: deps
+	$(PYTEST) tests/deploy
+
+IMAGE ?= pyexecd
+image:
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
+
+# Builds and runs the image without a Docker engine (podman + a debootstrap base);
+# not part of `make test`.
+verify-image:
+	$(SUDO) deploy/verify-image.sh
 
 # Benchmarks (not part of `make test`): appends a report to bench/RESULTS.md.
 BENCH_SECONDS ?= 5
