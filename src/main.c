@@ -144,6 +144,11 @@ static int exec_one(Executor *ex, const Config *cfg, const char *path)
         return r;
 }
 
+static void on_startup_signal(int sig)
+{
+        _exit(128 + sig);
+}
+
 static int wait_for_signal(void)
 {
         sigset_t set;
@@ -199,9 +204,16 @@ int main(int argc, char **argv)
                 return 1;
         }
 
-        /* SIGPIPE: a client that goes away must not kill us. SIGTERM/SIGINT keep their
-         * default action during start-up (a slow start can be interrupted). */
+        /* SIGPIPE: a client that goes away must not kill us. SIGTERM/SIGINT end a slow
+         * start-up at once: with a handler, because as PID 1 of a container the default
+         * action would be to ignore them. (Cgroups left behind are removed by the next
+         * start.) */
         (void) signal(SIGPIPE, SIG_IGN);
+        {
+                struct sigaction sa = {.sa_handler = on_startup_signal};
+                (void) sigaction(SIGTERM, &sa, NULL);
+                (void) sigaction(SIGINT, &sa, NULL);
+        }
 
         if (cfg.disabled_layers) {
                 char names[256];
