@@ -10,7 +10,7 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo "sudo -E")
 PYTEST  := $(PYTHON) -m pytest -p no:cacheprovider -q
 
 .PHONY: all deps build run test test-unit test-integration test-security test-deploy test-asan \
-	bench image verify-image format clean
+	bench soak image verify-image format clean
 
 all: build
 
@@ -56,6 +56,12 @@ BENCH_SECONDS ?= 5
 bench: build
 	./scripts/install-deps --bench
 	BENCH_SECONDS=$(BENCH_SECONDS) $(SUDO) $(PYTHON) bench/bench.py
+
+# The long soak: 50 000 mixed, partly hostile requests from 8 clients (the short form runs in
+# `make test`).
+SOAK_REQUESTS ?= 50000
+soak: build
+	$(SUDO) $(PYTHON) bench/soak.py --requests $(SOAK_REQUESTS) --clients 8
 
 # ASan + UBSan build of everything, unit and integration suites against it. RLIMIT_AS is
 # off in this build (ASan reserves terabytes of shadow); the cgroup limits memory.

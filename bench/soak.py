@@ -1,0 +1,229 @@
+#!/usr/bin/python3
+"""Soak: mixed, partly hostile traffic against one running pyexecd, and what it left behind.
+
+    bench/soak.py [--requests 50000] [--clients 8]
+
+Traffic: hello and pandas scripts, syntax/missing-main/runtime errors, timeouts, memory,
+fork and thread bombs, output floods, malformed HTTP and bad JSON. Every answer is checked
+against the code its kind must get. Before and after (once the service is idle again):
+the supervisor's RSS, open fds and threads, the processes under it (and zombies), its
+cgroups, and the host's mounts. Pass = every request answered as expected, and nothing
+grew beyond the bounds below. `make test` runs a short version (tests/integration).
+Exit status 0 on pass.
+"""
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("PYEXECD_BIN", os.path.join(ROOT, "build", "pyexecd"))
+
+# (weight, name, body or raw bytes, acceptable answers {(status, code)})
+KINDS = [
+    (30, "hello", {"script": "def main():\n    print('hi')\n    return {'x': 1}\n"}, {(200, None)}),
+    (15, "pandas", {"script": "import pandas as pd\ndef main():\n    return pd.Series([1, 2]).sum()\n"},
+     {(200, None)}),
+    (5, "syntax", {"script": "def main(:\n"}, {(400, "SYNTAX_ERROR")}),
+    (5, "no-main", {"script": "x = 1\n"}, {(400, "MISSING_MAIN")}),
+    (5, "exception", {"script": "def main():\n    raise ValueError('x')\n"}, {(422, "RUNTIME_ERROR")}),
+    # Under load a 0.2 s request may wait in the queue past its timeout: then it is
+    # answered 503 and not run (back-pressure), which is as correct as a TIMEOUT.
+    (4, "timeout", {"script": "def main():\n    while True: pass\n", "timeout": 0.2},
+     {(422, "TIMEOUT"), (503, "OVERLOADED")}),
+    (4, "memory", {"script": "def main():\n    return list(range(100000000))\n"},
+     {(422, "MEMORY_LIMIT")}),
+    (3, "fork-bomb", {"script": "import os\ndef main():\n    while True:\n        try:\n"
+                      "            os.fork()\n        except OSError:\n            return 'stopped'\n",
+                      "timeout": 2}, {(200, None), (422, "TIMEOUT"), (422, "RUNTIME_ERROR")}),
+    (3, "thread-bomb", {"script": "import threading, time\ndef main():\n    n = 0\n    try:\n"
+                        "        while True:\n            threading.Thread(target=time.sleep, args=(5,),"
+                        " daemon=True).start(); n += 1\n    except RuntimeError:\n        return n\n",
+                        "timeout": 3}, {(200, None), (422, "TIMEOUT")}),
+    (4, "flood", {"script": "def main():\n    while True: print('x' * 1000)\n"},
+     {(422, "OUTPUT_LIMIT")}),
+    (3, "background", {"script": "import subprocess\ndef main():\n"
+                       "    subprocess.Popen(['sleep', '30'])\n    return 1\n"}, {(200, None)}),
+    (3, "bad-json", b'{"script": ', {(400, "INVALID_REQUEST")}),
+    (3, "malformed-http", None, {"any"}),
+]
+
+
+def pick(rng):
+    total = sum(k[0] for k in KINDS)
+    x = rng.uniform(0, total)
+    for kind in KINDS:
+        x -= kind[0]
+        if x <= 0:
+            return kind
+    return KINDS[-1]
+
+
+def request(port, kind):
+    _, name, body, ok = kind
+    if name == "malformed-http":
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(random.choice([b"GARBAGE\r\n\r\n", b"POST /execute HTTP/1.1\r\nContent-Length: 5\r\n\r\n{",
+                                     b"GET / HTTP/9.9\r\n\r\n", b"\x00\xff" * 100 + b"\r\n\r\n"]))
+            try:
+                s.recv(4096)
+            except OSError:
+                pass
+        return True, "any"
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", "/execute", raw, {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        data = json.loads(resp.read())
+    finally:
+        conn.close()
+    got = (resp.status, None if resp.status == 200 else data.get("code"))
+    return got in ok, got
+
+
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    kids = [int(x) for x in f.read().split()]
+                out += kids
+                todo += kids
+        except OSError:
+            pass
+    return out
+
+
+def snapshot(pid):
+    def status(key):
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        return 0
+
+    kids = descendants(pid)
+    zombies = 0
+    for k in kids:
+        try:
+            with open(f"/proc/{k}/stat") as f:
+                zombies += f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            pass
+    cgroups = 0
+    for root, dirs, _ in os.walk("/sys/fs/cgroup"):
+        cgroups += sum(1 for d in dirs if d.startswith(f"pyexecd-{pid}"))
+    with open("/proc/self/mountinfo") as f:
+        mounts = sum(1 for _ in f)
+    return {"rss_kib": status("VmRSS"), "fds": len(os.listdir(f"/proc/{pid}/fd")),
+            "threads": status("Threads"), "processes": len(kids), "zombies": zombies,
+            "cgroups": cgroups, "host_mounts": mounts}
+
+
+# What may differ between the two snapshots (absolute bounds). RSS: allocator caches and
+# MHD's connection pool settle after the first thousand requests.
+BOUNDS = {"rss_kib": 16 * 1024, "fds": 0, "threads": 0, "processes": 0, "zombies": 0,
+          "cgroups": 0, "host_mounts": 0}
+
+
+def wait_idle(pid, warm, deadline=60):
+    """Until the service is back to its idle shape: zygote + warm sandboxes only."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if len(descendants(pid)) == 1 + warm:
+            return
+        time.sleep(0.2)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=50000)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+
+    pool = 2
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    proc = subprocess.Popen([BIN, "--listen", "127.0.0.1", "--port", str(port), "--log-level",
+                             "warning", "--pool-size", str(pool), "--concurrency", "2",
+                             "--queue-size", "1000"], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                sys.exit("pyexecd did not start")
+            time.sleep(0.1)
+
+    # Warm up (first-time allocations), then take the "before" picture.
+    for _ in range(20):
+        request(port, KINDS[0])
+    wait_idle(proc.pid, pool)
+    before = snapshot(proc.pid)
+
+    lock = threading.Lock()
+    counts, bad = {}, []
+    remaining = [args.requests]
+
+    def worker(seed):
+        rng = random.Random(seed)
+        while True:
+            with lock:
+                if remaining[0] == 0:
+                    return
+                remaining[0] -= 1
+            kind = pick(rng)
+            try:
+                ok, got = request(port, kind)
+            except Exception as e:  # noqa: BLE001 - every failure is a finding
+                ok, got = False, repr(e)
+            with lock:
+                counts[kind[1]] = counts.get(kind[1], 0) + 1
+                if not ok:
+                    bad.append((kind[1], got))
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=worker, args=(args.seed * 100 + i,))
+               for i in range(args.clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    wait_idle(proc.pid, pool)
+    after = snapshot(proc.pid)
+    alive = proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=30)
+
+    print(f"{args.requests} requests, {args.clients} clients, {elapsed:.1f} s: {counts}")
+    print("| resource | before | after | allowed growth |\n|---|---|---|---|")
+    grew = []
+    for k in BOUNDS:
+        print(f"| {k} | {before[k]} | {after[k]} | {BOUNDS[k]} |")
+        if after[k] - before[k] > BOUNDS[k]:
+            grew.append(k)
+    print(f"unexpected answers: {len(bad)} {bad[:10]}")
+    print(f"service alive after the run: {alive}; exit status on SIGTERM: {code}")
+    ok = not bad and not grew and alive and code == 0
+    print("PASS" if ok else f"FAIL (grew: {grew})")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

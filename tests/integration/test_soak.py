@@ -1,0 +1,21 @@
+"""The short soak (bench/soak.py): mixed, partly hostile traffic from 8 clients; every
+answer as expected, and nothing left behind (fds, threads, processes, zombies, cgroups,
+mounts; RSS within its documented bound). The long run is `bench/soak.py` (50 000)."""
+
+import os
+import subprocess
+import sys
+
+from conftest import BINARY
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_short_soak():
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "bench", "soak.py"),
+                           "--requests", os.environ.get("PYEXECD_SOAK_REQUESTS", "1000"),
+                           "--clients", "8"],
+                          env=dict(os.environ, PYEXECD_BIN=BINARY), capture_output=True,
+                          text=True, timeout=1800)
+    print(proc.stdout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
