@@ -10,7 +10,7 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo "sudo -E")
 PYTEST  := $(PYTHON) -m pytest -p no:cacheprovider -q
 
 .PHONY: all deps build run test test-unit test-integration test-security test-deploy test-asan \
-	bench soak image verify-image format clean
+	bench soak fuzz image verify-image format clean
 
 all: build
 
@@ -63,6 +63,16 @@ SOAK_REQUESTS ?= 50000
 soak: build
 	$(SUDO) $(PYTHON) bench/soak.py --requests $(SOAK_REQUESTS) --clients 8
 
+# libFuzzer targets (clang, ASan+UBSan): request parser, result decoder, config parser, each
+# FUZZ_SECONDS in turn. Inputs that reach a new branch are merged into tests/fuzz/corpus/
+# (review, then commit); crashes land in $(FUZZ_BUILD)/fuzz-artifacts/. `make test` replays
+# the corpora.
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   ?= build-fuzz
+fuzz:
+	./scripts/install-deps --fuzz
+	FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz/run.sh $(FUZZ_SECONDS)
+
 # ASan + UBSan build of everything, unit and integration suites against it. RLIMIT_AS is
 # off in this build (ASan reserves terabytes of shadow); the cgroup limits memory.
 ASAN_BUILD ?= build-asan
@@ -78,4 +88,4 @@ format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD)

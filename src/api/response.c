@@ -165,6 +165,37 @@ typedef struct Frame {
         size_t raw_len;
 } Frame;
 
+/* Deeper results are refused: the harness never nests beyond 64 levels, and a body one
+ * level deeper than what the result had must stay readable by every JSON parser (jansson
+ * stops at 2048, Python at about 1000). */
+#define RESULT_DEPTH_MAX 512
+
+/* True if the JSON text nests arrays/objects deeper than `max` (strings are skipped). */
+static bool nests_deeper_than(const char *s, size_t n, unsigned max)
+{
+        unsigned depth = 0;
+        bool in_string = false, escaped = false;
+
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (in_string) {
+                        if (escaped)
+                                escaped = false;
+                        else if (c == '\\')
+                                escaped = true;
+                        else if (c == '"')
+                                in_string = false;
+                } else if (c == '"')
+                        in_string = true;
+                else if (c == '[' || c == '{') {
+                        if (++depth > max)
+                                return true;
+                } else if ((c == ']' || c == '}') && depth > 0)
+                        depth--;
+        }
+        return false;
+}
+
 /* Returns 0 with a valid frame, or -EBADMSG. */
 static int frame_parse(const char *data, size_t len, Frame *ret)
 {
@@ -191,7 +222,8 @@ static int frame_parse(const char *data, size_t len, Frame *ret)
                 json_t *v = NULL;
                 /* jansson stops at a raw NUL byte after a top-level number and calls that
                  * the end: such bytes would be spliced into the body. */
-                if (!memchr(f.raw, '\0', f.raw_len))
+                if (!memchr(f.raw, '\0', f.raw_len) &&
+                    !nests_deeper_than(f.raw, f.raw_len, RESULT_DEPTH_MAX))
                         v = json_loadb(f.raw, f.raw_len,
                                        JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL,
                                        NULL);

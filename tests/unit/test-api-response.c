@@ -221,26 +221,44 @@ static void test_error_message_with_nul_character(void **state)
         json_decref(j);
 }
 
+/* A frame whose result is `depth` nested arrays. */
+static char *nested_frame(size_t depth)
+{
+        size_t n = sizeof(FRAME_OK) - 1;
+        char *frame = malloc(n + 2 * depth + 1);
+
+        assert_non_null(frame);
+        memcpy(frame, FRAME_OK, n);
+        for (size_t i = 0; i < depth; i++)
+                frame[n++] = '[';
+        for (size_t i = 0; i < depth; i++)
+                frame[n++] = ']';
+        frame[n] = '\0';
+        return frame;
+}
+
 static void test_ok_result_whitespace_and_depth(void **state)
 {
-        enum { DEPTH = 1000 };
-        char *frame = malloc(sizeof(FRAME_OK) + 2 * DEPTH);
-        size_t n = sizeof(FRAME_OK) - 1;
         ExecOutcome o = normal(FRAME_OK " [ 1 , 2 ]\n");
         json_t *j = respond(&o, API_OK);
+        char *frame;
 
         assert_int_equal(json_array_size(json_object_get(j, "result")), 2);
         json_decref(j);
 
-        /* Deep but well-formed nesting is spliced as it is. */
-        assert_non_null(frame);
-        memcpy(frame, FRAME_OK, n);
-        memset(frame + n, '[', DEPTH), n += DEPTH;
-        memset(frame + n, ']', DEPTH), n += DEPTH;
-        frame[n] = '\0';
+        /* Nesting up to 512 levels is spliced as it is; one more is a tampered channel (the
+         * harness stops at 64, and the body must stay readable by any JSON parser). */
+        frame = nested_frame(512);
         o = normal(frame);
         j = respond(&o, API_OK);
         assert_true(json_is_array(json_object_get(j, "result")));
+        json_decref(j);
+        free(frame);
+
+        frame = nested_frame(513);
+        o = normal(frame);
+        j = respond(&o, API_RUNTIME_ERROR);
+        assert_contains(str(j, "error"), "private result channel");
         json_decref(j);
         free(frame);
 }
