@@ -299,6 +299,59 @@ static enum MHD_Result execute_submit(Request *rq)
         return MHD_YES;
 }
 
+static enum MHD_Result reply_health(Request *rq)
+{
+        return reply_simple(rq, 200, "status", "ok");
+}
+
+static enum MHD_Result reply_openapi(Request *rq)
+{
+        return reply_static(rq, openapi_json, sizeof(openapi_json) - 1, "application/json");
+}
+
+static enum MHD_Result reply_execute(Request *rq)
+{
+        const Auth *auth = rq->srv->auth;
+
+        if (auth && !auth_check(auth, MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+                                                                  MHD_HTTP_HEADER_AUTHORIZATION)))
+                return reply_error(rq, API_UNAUTHORIZED,
+                                   "A valid API key is required (Authorization: Bearer <key>)");
+        return execute_start(rq);
+}
+
+/* Every endpoint, its method and its handler; the first call of each request lands here. */
+static enum MHD_Result route(Request *rq, const char *url, bool post, bool get)
+{
+        static const struct {
+                const char *path;
+                MetricsEndpoint endpoint;
+                bool post; /* else GET/HEAD */
+                enum MHD_Result (*handler)(Request *rq);
+        } routes[] = {
+                {"/execute", ENDPOINT_EXECUTE, true, reply_execute},
+                {"/health", ENDPOINT_HEALTH, false, reply_health},
+                {"/ready", ENDPOINT_READY, false, reply_ready},
+                {"/metrics", ENDPOINT_METRICS, false, reply_metrics},
+                {"/openapi.json", ENDPOINT_OTHER, false, reply_openapi},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
+                if (strcmp(url, routes[i].path) != 0)
+                        continue;
+                rq->endpoint = routes[i].endpoint;
+                if (routes[i].post ? !post : !get) {
+                        rq->allow = routes[i].post ? "POST" : "GET, HEAD";
+                        return reply_error(rq, API_METHOD_NOT_ALLOWED,
+                                           routes[i].post ? "Use POST for this endpoint"
+                                                          : "Use GET for this endpoint");
+                }
+                return routes[i].handler(rq);
+        }
+        rq->endpoint = ENDPOINT_OTHER;
+        return reply_error(rq, API_NOT_FOUND, "No such endpoint");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -321,53 +374,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 buf_init(&rq->body, s->cfg->max_body);
                 *con_cls = rq;
 
-                rq->endpoint = strcmp(url, "/execute") == 0   ? ENDPOINT_EXECUTE
-                               : strcmp(url, "/health") == 0  ? ENDPOINT_HEALTH
-                               : strcmp(url, "/ready") == 0   ? ENDPOINT_READY
-                               : strcmp(url, "/metrics") == 0 ? ENDPOINT_METRICS
-                                                              : ENDPOINT_OTHER;
-                if (rq->endpoint == ENDPOINT_METRICS) {
-                        if (!get) {
-                                rq->allow = "GET, HEAD";
-                                return reply_error(rq, API_METHOD_NOT_ALLOWED,
-                                                   "Use GET for this endpoint");
-                        }
-                        return reply_metrics(rq);
-                }
-                if (strcmp(url, "/openapi.json") == 0) {
-                        if (!get) {
-                                rq->allow = "GET, HEAD";
-                                return reply_error(rq, API_METHOD_NOT_ALLOWED,
-                                                   "Use GET for this endpoint");
-                        }
-                        return reply_static(rq, openapi_json, sizeof(openapi_json) - 1,
-                                            "application/json");
-                }
-                if (strcmp(url, "/execute") == 0) {
-                        if (!post) {
-                                rq->allow = "POST";
-                                return reply_error(rq, API_METHOD_NOT_ALLOWED,
-                                                   "Use POST for /execute");
-                        }
-                        if (s->auth && !auth_check(s->auth, MHD_lookup_connection_value(
-                                                                    conn, MHD_HEADER_KIND,
-                                                                    MHD_HTTP_HEADER_AUTHORIZATION)))
-                                return reply_error(rq, API_UNAUTHORIZED,
-                                                   "A valid API key is required "
-                                                   "(Authorization: Bearer <key>)");
-                        return execute_start(rq);
-                }
-                if (strcmp(url, "/health") == 0 || strcmp(url, "/ready") == 0) {
-                        if (!get) {
-                                rq->allow = "GET, HEAD";
-                                return reply_error(rq, API_METHOD_NOT_ALLOWED,
-                                                   "Use GET for this endpoint");
-                        }
-                        if (strcmp(url, "/health") == 0)
-                                return reply_simple(rq, 200, "status", "ok");
-                        return reply_ready(rq);
-                }
-                return reply_error(rq, API_NOT_FOUND, "No such endpoint");
+                return route(rq, url, post, get);
         }
 
         if (rq->have_response) {
