@@ -81,7 +81,8 @@ test-asan: deps
 	ninja -C $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C $(ASAN_BUILD) --print-errorlogs
-	PYEXECD_BIN=$(abspath $(ASAN_BUILD))/pyexecd UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	PYEXECD_BIN=$(abspath $(ASAN_BUILD))/pyexecd PYEXECD_SANITIZED=1 \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(SUDO) $(PYTEST) tests/integration
 
 format:

@@ -42,11 +42,12 @@ KINDS = [
      {(422, "MEMORY_LIMIT")}),
     (3, "fork-bomb", {"script": "import os\ndef main():\n    while True:\n        try:\n"
                       "            os.fork()\n        except OSError:\n            return 'stopped'\n",
-                      "timeout": 2}, {(200, None), (422, "TIMEOUT"), (422, "RUNTIME_ERROR")}),
+                      "timeout": 2},
+     {(200, None), (422, "TIMEOUT"), (422, "RUNTIME_ERROR"), (503, "OVERLOADED")}),
     (3, "thread-bomb", {"script": "import threading, time\ndef main():\n    n = 0\n    try:\n"
                         "        while True:\n            threading.Thread(target=time.sleep, args=(5,),"
                         " daemon=True).start(); n += 1\n    except RuntimeError:\n        return n\n",
-                        "timeout": 3}, {(200, None), (422, "TIMEOUT")}),
+                        "timeout": 3}, {(200, None), (422, "TIMEOUT"), (503, "OVERLOADED")}),
     (4, "flood", {"script": "def main():\n    while True: print('x' * 1000)\n"},
      {(422, "OUTPUT_LIMIT")}),
     (3, "background", {"script": "import subprocess\ndef main():\n"
@@ -131,7 +132,8 @@ def snapshot(pid):
 
 
 # What may differ between the two snapshots (absolute bounds). RSS: allocator caches and
-# MHD's connection pool settle after the first thousand requests.
+# MHD's connection pool settle after the first thousand requests. (A sanitizer build keeps
+# freed memory in quarantine: run it with --no-rss.)
 BOUNDS = {"rss_kib": 16 * 1024, "fds": 0, "threads": 0, "processes": 0, "zombies": 0,
           "cgroups": 0, "host_mounts": 0}
 
@@ -150,6 +152,7 @@ def main():
     ap.add_argument("--requests", type=int, default=50000)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-rss", action="store_true", help="do not bound RSS (ASan builds)")
     args = ap.parse_args()
 
     pool = 2
@@ -215,8 +218,9 @@ def main():
     print("| resource | before | after | allowed growth |\n|---|---|---|---|")
     grew = []
     for k in BOUNDS:
-        print(f"| {k} | {before[k]} | {after[k]} | {BOUNDS[k]} |")
-        if after[k] - before[k] > BOUNDS[k]:
+        bound = "not checked" if k == "rss_kib" and args.no_rss else BOUNDS[k]
+        print(f"| {k} | {before[k]} | {after[k]} | {bound} |")
+        if bound != "not checked" and after[k] - before[k] > BOUNDS[k]:
             grew.append(k)
     print(f"unexpected answers: {len(bad)} {bad[:10]}")
     print(f"service alive after the run: {alive}; exit status on SIGTERM: {code}")

@@ -453,11 +453,12 @@ int server_start(const Config *cfg, Executor *ex, const Auth *auth, Server **ret
                 return -ENOMEM;
         }
         /* The logger first, so that MHD's own messages about later options reach it. */
-        s->daemon = MHD_start_daemon(
-                flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-                s, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_LIMIT,
-                (unsigned) cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 30,
-                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+        s->daemon = MHD_start_daemon(flags, cfg->port, NULL, NULL, on_request, s,
+                                     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+                                     MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_LIMIT,
+                                     (unsigned) cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+                                     (unsigned) ((cfg->connection_timeout_ms + 999) / 1000),
+                                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
         if (!s->daemon) {
                 metrics_free(s->metrics);
                 free(s);

@@ -368,3 +368,19 @@ def server(start_server):
 def limited_server(start_server):
     """A server with small limits (see LIMITS)."""
     return start_server(*LIMITED_ARGS)
+
+
+def metric(srv, name):
+    """The value of one unlabelled (or fully spelled-out) metric of GET /metrics."""
+    for line in srv.get("/metrics").raw.decode().splitlines():
+        if line.split(" ")[0] == name:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def wait_until_running(srv, n=1, timeout=60):
+    """Waits (bounded) until `n` sandboxes serve requests: no guessing with sleeps."""
+    deadline = time.monotonic() + timeout
+    while metric(srv, "pyexecd_sandboxes_in_use") < n:
+        assert time.monotonic() < deadline, "no request started running"
+        time.sleep(0.05)

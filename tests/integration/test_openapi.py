@@ -9,6 +9,8 @@ import time
 import pytest
 from jsonschema import Draft202012Validator, RefResolver
 
+from conftest import wait_until_running
+
 
 ROWS = {
     "OK": ({"script": "def main():\n    return {'a': [1, 2.5, None]}\n"}, 200),
@@ -75,7 +77,7 @@ def test_unauthorized_overloaded_internal_match_the_contract(start_server, spec,
     out = {}
     t = threading.Thread(target=lambda: out.setdefault("r", srv.post(slow, headers=auth)))
     t.start()
-    time.sleep(0.8)
+    wait_until_running(srv)
     overloaded = srv.post(ROWS["OK"][0], headers=auth)
     assert overloaded.status == 503
     validate(spec, "/execute", "post", overloaded)

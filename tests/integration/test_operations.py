@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, assert_ok
+from conftest import BINARY, assert_ok, metric, wait_until_running
 
 BODY = {"script": "def main():\n    return 1\n"}
 
@@ -72,7 +72,7 @@ def test_sigterm_drains_in_flight_and_exits_zero(start_server):
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.5)  # the request is running
+    wait_until_running(srv)
     os.kill(srv.proc.pid, signal.SIGTERM)
     time.sleep(0.3)
     with pytest.raises(OSError):  # no longer accepting
@@ -80,15 +80,6 @@ def test_sigterm_drains_in_flight_and_exits_zero(start_server):
     t.join(timeout=30)
     assert result["resp"].status == 200 and result["resp"].json["result"] == 7
     assert srv.proc.wait(timeout=30) == 0
-
-
-def metric(srv, name):
-    text = srv.get("/metrics").raw.decode()
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            if line.split(" ")[0] == name or name.endswith("}"):
-                return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def test_metrics_move(start_server):
@@ -122,7 +113,7 @@ def test_full_queue_answers_503_at_once(start_server):
                        shared_ok=False)
     t, out = _in_background(lambda: srv.execute("import time\ndef main():\n    time.sleep(2)\n"
                                                 "    return 1\n"))
-    time.sleep(0.7)  # the first request holds the only sandbox
+    wait_until_running(srv)  # the first request holds the only sandbox
     resp = srv.post(BODY)
     assert resp.status == 503 and resp.json["code"] == "OVERLOADED", resp
     assert resp.headers.get("retry-after") == "1"
@@ -135,10 +126,56 @@ def test_request_that_waited_past_its_timeout_is_not_run(start_server):
     srv = start_server("--concurrency", "1", "--pool-size", "0", shared_ok=False)
     t, out = _in_background(lambda: srv.execute("import time\ndef main():\n    time.sleep(2.5)\n"
                                                 "    return 1\n"))
-    time.sleep(0.7)
+    wait_until_running(srv)
     resp = srv.post({"script": "def main():\n    print('ran')\n    return 1\n", "timeout": 1})
     assert resp.status == 503 and resp.json["code"] == "OVERLOADED", resp
     assert "not run" in resp.json["error"]
     t.join(timeout=30)
     assert out["resp"].status == 200
     srv.stop()
+
+
+def test_slow_client_is_disconnected(start_server):
+    srv = start_server("--connection-timeout", "1", "--pool-size", "1", shared_ok=False)
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as s:
+        s.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 100\r\n\r\n{\"scr")  # ... and never the rest
+        assert s.recv(100) == b""  # closed by the server, not by our timeout
+    # A script that runs longer than the connection timeout is not cut: its connection is
+    # suspended, not idle.
+    resp = srv.execute("import time\ndef main():\n    time.sleep(1.5)\n    return 2\n")
+    assert resp.status == 200 and resp.json["result"] == 2
+    srv.stop()
+
+
+def test_connection_limit(start_server):
+    srv = start_server("--max-connections", "2", "--pool-size", "1", shared_ok=False)
+    held = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(2)]
+    time.sleep(0.3)
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as extra:
+        extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        extra.settimeout(1.5)
+        with pytest.raises(socket.timeout):  # at the limit: not served (left in the backlog)
+            extra.recv(100)
+        held.pop().close()
+        extra.settimeout(10)
+        assert extra.recv(100).startswith(b"HTTP/1.1 200")  # served once below the limit
+    for s in held:
+        s.close()
+    srv.stop()
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(server):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        socks = set()
+        for i in range(3):
+            conn.request("POST", "/execute", b'{"script": "def main():\\n    return 5\\n"}',
+                         {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            assert resp.status == 200 and b'"result":5' in resp.read()
+            socks.add(id(conn.sock))
+        assert len(socks) == 1
+    finally:
+        conn.close()
