@@ -1,0 +1,84 @@
+"""Fault injection: what the service does when its own parts fail under it."""
+
+import glob
+import os
+import signal
+import threading
+import time
+
+from conftest import assert_ok, wait_until_running
+
+BODY = {"script": "def main():\n    return 1\n"}
+SLOW = {"script": "import time\ndef main():\n    time.sleep(30)\n    return 1\n"}
+
+
+def children(pid):
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(p) for p in f.read().split()]
+    return out
+
+
+def test_sandbox_killed_from_outside(start_server):
+    srv = start_server("--pool-size", "0", "--concurrency", "1", shared_ok=False)
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("r", srv.post(SLOW)))
+    t.start()
+    wait_until_running(srv)
+    zygote = children(srv.proc.pid)[0]
+    deadline = time.monotonic() + 30
+    while not children(zygote):  # the sandbox is the zygote's child
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(children(zygote)[0], signal.SIGKILL)
+    t.join(timeout=60)
+    resp = out["r"]
+    assert resp.status == 422 and resp.json["code"] == "CRASHED", resp
+    assert resp.json["signal"] == "SIGKILL"
+    assert_ok(srv.post(BODY))
+    srv.stop()
+
+
+def test_sandbox_setup_failure_is_a_500_and_nothing_runs(start_server):
+    # The slot's cgroups disappear under the service: joining them fails, and the script
+    # must not run without them (fail closed).
+    srv = start_server("--pool-size", "0", "--concurrency", "1", shared_ok=False)
+    slots = glob.glob(f"/sys/fs/cgroup/**/pyexecd-{srv.proc.pid}/slot-0", recursive=True)
+    assert slots, "no slot cgroup found"
+    for d in slots:
+        os.rmdir(d)
+    resp = srv.post({"script": "def main():\n    print('ran')\n    return 1\n"})
+    assert resp.status == 500 and resp.json["code"] == "INTERNAL", resp
+    assert "set-up failed" in resp.json["error"] and "cgroups" in resp.json["error"]
+    assert "stdout" not in resp.json and "result" not in resp.json
+    assert srv.get("/health").status == 200  # the process itself is fine
+    srv.stop()
+
+
+def test_sigterm_under_load_answers_everything_and_exits_zero(start_server):
+    srv = start_server("--pool-size", "1", "--concurrency", "2", shared_ok=False)
+    answers = []
+    lock = threading.Lock()
+    script = {"script": "import time\ndef main():\n    time.sleep(0.5)\n    return 1\n"}
+
+    def client():
+        try:
+            r = srv.post(script)
+            status = r.status
+        except OSError:
+            status = "refused"  # connected after the listening socket closed
+        with lock:
+            answers.append(status)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    wait_until_running(srv)
+    os.kill(srv.proc.pid, signal.SIGTERM)
+    for t in threads:
+        t.join(timeout=60)
+    assert len(answers) == 8
+    assert set(answers) <= {200, 503, "refused"}, answers
+    assert 200 in answers
+    assert srv.proc.wait(timeout=30) == 0
