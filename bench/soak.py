@@ -26,7 +26,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("PYEXECD_BIN", os.path.join(ROOT, "build", "pyexecd"))
 
-# (weight, name, body or raw bytes, acceptable answers {(status, code)})
+# (weight, name, body or raw bytes, acceptable answers {(status, code)}). A bomb may end on
+# whichever limit it meets first: the pids limit (the script sees EAGAIN), the time limit,
+# or the memory cgroup (every forked copy is charged to it; in an ASan build, with its
+# shadow memory and no RLIMIT_AS, that is the usual one).
 KINDS = [
     (30, "hello", {"script": "def main():\n    print('hi')\n    return {'x': 1}\n"}, {(200, None)}),
     (15, "pandas", {"script": "import pandas as pd\ndef main():\n    return pd.Series([1, 2]).sum()\n"},
@@ -43,11 +46,13 @@ KINDS = [
     (3, "fork-bomb", {"script": "import os\ndef main():\n    while True:\n        try:\n"
                       "            os.fork()\n        except OSError:\n            return 'stopped'\n",
                       "timeout": 2},
-     {(200, None), (422, "TIMEOUT"), (422, "RUNTIME_ERROR"), (503, "OVERLOADED")}),
+     {(200, None), (422, "TIMEOUT"), (422, "RUNTIME_ERROR"), (422, "MEMORY_LIMIT"),
+      (503, "OVERLOADED")}),
     (3, "thread-bomb", {"script": "import threading, time\ndef main():\n    n = 0\n    try:\n"
                         "        while True:\n            threading.Thread(target=time.sleep, args=(5,),"
                         " daemon=True).start(); n += 1\n    except RuntimeError:\n        return n\n",
-                        "timeout": 3}, {(200, None), (422, "TIMEOUT"), (503, "OVERLOADED")}),
+                        "timeout": 3},
+     {(200, None), (422, "TIMEOUT"), (422, "MEMORY_LIMIT"), (503, "OVERLOADED")}),
     (4, "flood", {"script": "def main():\n    while True: print('x' * 1000)\n"},
      {(422, "OUTPUT_LIMIT")}),
     (3, "background", {"script": "import subprocess\ndef main():\n"
