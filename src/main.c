@@ -55,6 +55,7 @@ static int run_sync(Executor *ex, const Config *cfg, const char *script, size_t 
                 .timeout_ms = lim.max_timeout_ms,
                 .memory_mb = lim.max_memory_mb,
                 .request_id = "startup",
+                .client_fd = -1,
         };
         int r = executor_submit(ex, &p, sync_done, &s);
 

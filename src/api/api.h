@@ -28,6 +28,7 @@ typedef enum ApiCode {
         API_INTERNAL,
         API_NOT_FOUND,
         API_METHOD_NOT_ALLOWED,
+        API_CLIENT_CLOSED, /* logs and metrics only: the client hung up, nobody reads it */
         _API_CODE_MAX,
 } ApiCode;
 

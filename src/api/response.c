@@ -382,6 +382,10 @@ static int from_end(const ExecOutcome *o, json_t *obj, ApiResponse *ret)
                                 "The script sent more than the result limit on the result "
                                 "channel; it was stopped");
                 break;
+        case EXEC_END_CLIENT_GONE:
+                return response_error(API_CLIENT_CLOSED,
+                                      "The client went away; the script was stopped", o->request_id,
+                                      ret);
         case EXEC_END_EXPIRED:
                 return response_error(API_OVERLOADED,
                                       "The request waited for a sandbox longer than its time "

@@ -22,6 +22,7 @@ static const struct {
         [API_INTERNAL] = {"INTERNAL", 500},
         [API_NOT_FOUND] = {"NOT_FOUND", 404},
         [API_METHOD_NOT_ALLOWED] = {"METHOD_NOT_ALLOWED", 405},
+        [API_CLIENT_CLOSED] = {"CLIENT_CLOSED", 499}, /* nginx's convention */
 };
 
 const char *api_code_name(ApiCode c)

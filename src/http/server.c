@@ -246,6 +246,13 @@ static enum MHD_Result execute_start(Request *rq)
         return MHD_YES;
 }
 
+static int client_socket(struct MHD_Connection *conn)
+{
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        return ci ? ci->connect_fd : -1;
+}
+
 static enum MHD_Result execute_submit(Request *rq)
 {
         Server *s = rq->srv;
@@ -275,6 +282,7 @@ static enum MHD_Result execute_submit(Request *rq)
                 .timeout_ms = req.timeout_ms,
                 .memory_mb = req.memory_mb,
                 .request_id = rq->request_id,
+                .client_fd = client_socket(rq->conn),
         };
         MHD_suspend_connection(rq->conn);
         rq->in_executor = true;

@@ -72,6 +72,7 @@ typedef enum WatchKind {
         WATCH_CTL,
         WATCH_OUT,
         WATCH_ERR,
+        WATCH_CLIENT, /* the HTTP client's socket: only its hang-up is of interest */
 } WatchKind;
 
 typedef struct Job Job;
@@ -100,7 +101,9 @@ struct Job {
         Zygote *zygote; /* the one that made (or is making) the sandbox */
         pid_t pid;
         int pidfd, ctl, out, err;
-        Watch w_ctl, w_out, w_err;
+        int client_fd; /* borrowed from the HTTP layer; watched for hang-up only */
+        bool client_watched;
+        Watch w_ctl, w_out, w_err, w_client;
 
         SandboxHello hello;
         size_t hello_got;
@@ -304,6 +307,11 @@ static void answer(Executor *ex, Job *j)
         if (o.end == EXEC_END_TIMEOUT)
                 STAT_ADD(ex, timeouts);
 
+        if (j->client_watched) {
+                /* Before the HTTP layer gets the connection back (and may close it). */
+                (void) epoll_ctl(ex->epfd, EPOLL_CTL_DEL, j->client_fd, NULL);
+                j->client_watched = false;
+        }
         j->answered = true;
         if (j->state != JOB_QUEUED && !j->warm)
                 ex->busy--;
@@ -810,6 +818,8 @@ static Job *job_new(Executor *ex)
         j->w_ctl = (Watch){WATCH_CTL, j, NULL};
         j->w_out = (Watch){WATCH_OUT, j, NULL};
         j->w_err = (Watch){WATCH_ERR, j, NULL};
+        j->w_client = (Watch){WATCH_CLIENT, j, NULL};
+        j->client_fd = -EBADF;
         buf_init(&j->out_buf, ex->cfg->output_limit);
         buf_init(&j->err_buf, ex->cfg->output_limit);
         buf_init(&j->frame, FRAME_PREFIX + ex->cfg->result_limit + FRAME_HEADER_ALLOWANCE);
@@ -879,6 +889,27 @@ static Job *take_request(Executor *ex)
         return q;
 }
 
+/* Kills the job's sandbox if its client hangs up: nobody would read the answer. (The
+ * HTTP library does not watch the sockets of suspended connections.) */
+static void watch_client(Executor *ex, Job *j)
+{
+        if (j->client_fd < 0)
+                return;
+        if (epoll_add(ex, j->client_fd, EPOLLRDHUP, &j->w_client) == 0)
+                j->client_watched = true;
+}
+
+static void on_client(Executor *ex, Job *j, uint32_t events)
+{
+        if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) || j->answered)
+                return;
+        (void) epoll_ctl(ex->epfd, EPOLL_CTL_DEL, j->client_fd, NULL);
+        j->client_watched = false;
+        log_event(LOG_LEVEL_INFO, j->request_id, NULL, "client went away; stopping its sandbox");
+        job_end(j, EXEC_END_CLIENT_GONE);
+        maybe_finish(ex, j);
+}
+
 /* A request takes over a ready warm sandbox: the request's Job `q` is emptied into `w`. */
 static void adopt(Executor *ex, Job *w, Job *q)
 {
@@ -890,7 +921,9 @@ static void adopt(Executor *ex, Job *w, Job *q)
         w->done = q->done;
         w->userdata = q->userdata;
         w->header = q->header;
+        w->client_fd = q->client_fd;
         job_free(q);
+        watch_client(ex, w);
 
         w->warm = false;
         w->prewarmed = true;
@@ -931,6 +964,7 @@ static void start_jobs(Executor *ex, bool stopping)
                         adopt(ex, w, q);
                 else {
                         ex->busy++;
+                        watch_client(ex, q);
                         (void) spawn(ex, q, 0);
                 }
         }
@@ -1040,6 +1074,10 @@ static void *executor_loop(void *arg)
                                 if (!w->job->finished && w->job->out >= 0)
                                         on_stream(ex, w->job, &w->job->out, &w->job->out_buf);
                                 break;
+                        case WATCH_CLIENT:
+                                if (!w->job->finished)
+                                        on_client(ex, w->job, e);
+                                break;
                         case WATCH_ERR:
                                 if (!w->job->finished && w->job->err >= 0)
                                         on_stream(ex, w->job, &w->job->err, &w->job->err_buf);
@@ -1101,6 +1139,7 @@ int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *us
                         p->request_id ? p->request_id : "");
         j->done = done;
         j->userdata = userdata;
+        j->client_fd = p->client_fd;
         j->submit_usec = now_usec();
         j->header = (SandboxJob){
                 .magic = SANDBOX_MAGIC,

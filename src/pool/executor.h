@@ -20,6 +20,7 @@ typedef struct ExecParams {
         uint32_t timeout_ms;
         uint32_t memory_mb;
         const char *request_id;
+        int client_fd; /* the client's socket, watched for hang-up; -1: none */
 } ExecParams;
 
 /* Called exactly once per accepted job, on the executor thread. */

@@ -15,6 +15,7 @@ typedef enum ExecEnd {
         EXEC_END_SETUP_FAILED, /* the sandbox reported a failed set-up stage */
         EXEC_END_INTERNAL,     /* the service failed (zygote died, clone failed, ...) */
         EXEC_END_EXPIRED,      /* waited in the queue longer than its timeout: not run */
+        EXEC_END_CLIENT_GONE,  /* the client hung up: killed (nobody reads the answer) */
 } ExecEnd;
 
 typedef struct ExecOutcome {

@@ -873,6 +873,7 @@ static void test_code_table(void **state)
                 {API_INTERNAL, "INTERNAL", 500},
                 {API_NOT_FOUND, "NOT_FOUND", 404},
                 {API_METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", 405},
+                {API_CLIENT_CLOSED, "CLIENT_CLOSED", 499},
         };
 
         assert_int_equal(sizeof(table) / sizeof(table[0]), _API_CODE_MAX);
