@@ -731,6 +731,12 @@ static void on_hello(Executor *ex, Job *j)
                 job_fail(j, "sandbox protocol violation", EPROTO);
                 return;
         }
+        if (j->end != EXEC_END_NORMAL) {
+                /* Ended while the sandbox was being made (client gone, shutdown): it had
+                 * no pidfd to be killed through then; it does now. */
+                job_kill(j);
+                return;
+        }
         if (j->hello.stage != 0) {
                 log_event(LOG_LEVEL_ERROR, j->request_id, NULL,
                           "Sandbox set-up failed at stage %s: %s",
