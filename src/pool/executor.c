@@ -3,11 +3,14 @@
  * Threads: callers touch only `lock`-protected fields (the submission queue, the admission
  * count, `stopping`); everything else belongs to the executor thread. A job moves
  *
- *   QUEUED -> SPAWNING -> HELLO -> RUNNING -> (finished)
+ *   QUEUED -> SPAWNING -> HELLO -> [READY, warm only] -> RUNNING -> answered -> retired
  *
- * and is finished only when the zygote has reaped its sandbox and every one of its
- * descriptors reached EOF. Since the sandbox is PID 1 of its own pid namespace, its exit
- * means that every process the script started is dead too.
+ * It is answered when its result frame is complete (with a pid namespace the sandbox,
+ * PID 1, has then killed and reaped everything else the script started) or, for every
+ * other end (timeout, output limit, crash, ...), only once the zygote has reaped the
+ * sandbox and every descriptor reached EOF: PID 1's exit means every process of the
+ * script is dead. It is retired, and its slot released, only after that reap in all
+ * cases.
  *
  * Slots: every sandbox holds one of config_slots() slots (cfg->concurrency for running
  * requests, cfg->pool_size more for warm sandboxes); the slot picks the sandbox's uid,
