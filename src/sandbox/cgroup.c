@@ -421,11 +421,6 @@ fail:
         return r;
 }
 
-int cgroup_version(const Cgroups *cg)
-{
-        return cg->version;
-}
-
 int cgroup_open_procs(const Cgroups *cg, unsigned slot, int *fds, size_t max, size_t *ret_n)
 {
         size_t n = 0;

@@ -96,7 +96,6 @@ int seccomp_install(const SeccompProgram *p);
 typedef struct Cgroups Cgroups;
 int cgroup_setup(unsigned n_slots, uint64_t mem_bytes, unsigned pids_max, Cgroups **ret,
                  char *errbuf, size_t errlen);
-int cgroup_version(const Cgroups *cg);
 /* Opens the slot's cgroup.procs file(s) (one per hierarchy) for the zygote. */
 int cgroup_open_procs(const Cgroups *cg, unsigned slot, int *fds, size_t max, size_t *ret_n);
 /* The slot's count of OOM kills so far. */
