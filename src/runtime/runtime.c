@@ -5,8 +5,11 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "runtime/harness.h"
 #include "runtime/runtime.h"
@@ -16,6 +19,15 @@ static struct {
         PyObject *reseed; /* harness.reseed */
         PyObject *warmup; /* harness.warmup */
 } harness;
+
+/* numpy's MT19937 state (numpy/random/src/mt19937/mt19937.h), found and checked by
+ * find_numpy_rng(); NULL when the Python-level reseed is used. */
+#define MT_KEY_WORDS 624
+typedef struct MtState {
+        uint32_t key[MT_KEY_WORDS];
+        int pos;
+} MtState;
+static MtState *numpy_rng;
 
 /* Formats the pending Python exception into errbuf and clears it. */
 static void take_exception(const char *what, char *errbuf, size_t errlen)
@@ -81,6 +93,40 @@ static int init_interpreter(char *errbuf, size_t errlen)
         return 0;
 }
 
+/* Asks the harness to put numpy's global generator into a known state and hand over its
+ * bit generator; accepts the state only where and as expected (numpy's bitgen_t starts
+ * with the state pointer). Then reseeds it properly. */
+static void find_numpy_rng(PyObject *mod)
+{
+        PyObject *cap = PyObject_CallMethod(mod, "numpy_rng_probe", NULL), *res;
+        long mul = 0, pos = -1;
+
+        if (cap && PyCapsule_CheckExact(cap)) {
+                void **bitgen = PyCapsule_GetPointer(cap, "BitGenerator");
+                PyObject *m = PyObject_GetAttrString(mod, "PROBE_MUL");
+                PyObject *p = PyObject_GetAttrString(mod, "PROBE_POS");
+                MtState *st = bitgen ? *bitgen : NULL;
+                bool ok = st && m && p;
+
+                if (ok) {
+                        mul = PyLong_AsLong(m);
+                        pos = PyLong_AsLong(p);
+                        ok = st->pos == pos;
+                }
+                for (uint32_t i = 0; ok && i < MT_KEY_WORDS; i++)
+                        ok = st->key[i] == (uint32_t) ((uint64_t) i * (uint64_t) mul);
+                if (ok)
+                        numpy_rng = st;
+                Py_XDECREF(m);
+                Py_XDECREF(p);
+        }
+        PyErr_Clear();
+        Py_XDECREF(cap);
+        res = PyObject_CallNoArgs(harness.reseed);
+        Py_XDECREF(res);
+        PyErr_Clear();
+}
+
 static int load_harness(const char *preload, char *errbuf, size_t errlen)
 {
         PyObject *code = NULL, *mod = NULL, *names = NULL, *res = NULL, *gc = NULL;
@@ -120,6 +166,7 @@ static int load_harness(const char *preload, char *errbuf, size_t errlen)
                 goto out;
         }
         Py_CLEAR(res);
+        find_numpy_rng(mod);
 
         /* Everything imported so far lives as long as the zygote: keep the collector from
          * walking (and, in children, copying) it. */
@@ -185,7 +232,19 @@ static int call_noargs(PyObject *fn)
 
 int runtime_reseed(void)
 {
-        return call_noargs(harness.reseed);
+        uint32_t key[MT_KEY_WORDS];
+
+        if (!numpy_rng)
+                return call_noargs(harness.reseed);
+        /* What np.random.set_state() with a fresh random key does, without the Python
+         * code paths (and their copy-on-write faults). getrandom() of this size from an
+         * initialised pool returns it whole. */
+        if (getrandom(key, sizeof(key), 0) != (ssize_t) sizeof(key))
+                return -EIO;
+        key[0] |= 0x80000000u; /* never the all-zero state, as init_by_array does */
+        memcpy(numpy_rng->key, key, sizeof(key));
+        numpy_rng->pos = MT_KEY_WORDS;
+        return 0;
 }
 
 int runtime_warmup(void)

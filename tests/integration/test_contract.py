@@ -549,7 +549,9 @@ def test_each_request_gets_a_fresh_process(server):
 
 
 @pytest.mark.parametrize("expr", ["float(numpy.random.rand())", "random.random()",
-                                  "numpy.random.randint(0, 2 ** 62)"])
+                                  "numpy.random.randint(0, 2 ** 62)",
+                                  "float(numpy.random.randn())",
+                                  "numpy.random.get_state()[1][:8].tolist()"])
 def test_random_state_differs_between_requests(server, expr):
     script = f"import numpy\nimport random\ndef main():\n    return {expr}\n"
     first = run_ok(server, script)["result"]
