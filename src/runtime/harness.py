@@ -99,6 +99,7 @@ def numpy_rng_probe():
 
 _WARMUP = b"""
 def main():
+    print("", end="")
     values = {"n": [1, 2.5, None, True, "x"], "t": (1, 2)}
     return values
 """
@@ -109,7 +110,7 @@ def warmup():
     exec, main(), encoding and their first-touch page faults are then paid off the
     request path. Leaves no trace a script could see (no module, no cache entry, no
     output)."""
-    _run(_WARMUP, 1 << 20)
+    run(_WARMUP, 1 << 20)
     _sys.modules.pop(MODULE_NAME, None)
     _linecache.cache.pop(SCRIPT_FILENAME, None)
 
