@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -43,6 +44,7 @@ static struct {
         uint64_t vm_size;
         Slot *slots;
         SeccompProgram seccomp;
+        int background_nice; /* a ZYGOTE_SPAWN_BACKGROUND sandbox's nice value */
 } zygote;
 
 /* Reads a "Key:   <number>" line of /proc/self/status (kB values are returned in bytes). */
@@ -93,6 +95,11 @@ static _Noreturn void sandbox_child(uint32_t slot, uint32_t flags, int ctl, int 
         int r;
 
         memcpy(params.cgroup_fds, sl->cgroup_fds, sizeof(params.cgroup_fds));
+        /* An absolute value: the supervisor may have lowered the zygote (and so this
+         * copy) already. Lowering one's priority needs no privilege; failing to costs
+         * only latency. */
+        if (flags & ZYGOTE_SPAWN_BACKGROUND)
+                (void) setpriority(PRIO_PROCESS, 0, zygote.background_nice);
         runtime_after_fork_child();
 
         io[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -366,6 +373,12 @@ _Noreturn void zygote_main(void)
                 _exit(2);
         zygote.cfg.preload[sizeof(zygote.cfg.preload) - 1] = '\0';
         log_setup((LogFormat) zygote.cfg.log_format, (LogLevel) zygote.cfg.log_level, "zygote");
+        /* The service's priority, before the supervisor may change ours (it does so only
+         * once we are ready). */
+        errno = 0;
+        r = getpriority(PRIO_PROCESS, 0);
+        zygote.background_nice =
+                MIN((r == -1 && errno != 0 ? 0 : r) + SANDBOX_BACKGROUND_NICE, PRIO_MAX - 1);
 
         (void) signal(SIGPIPE, SIG_IGN);
         /* A Ctrl-C or a SIGTERM sent to the whole process group is the supervisor's to

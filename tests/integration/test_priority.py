@@ -1,0 +1,77 @@
+"""The warm pool is background work (executor.c, "Priorities"): warm sandboxes do their
+set-up and wait at nice +10, the zygote idles there, and a request's script runs at the
+service's own priority. Needs CAP_SYS_NICE (root): without it the service keeps every
+sandbox at its own priority, which the last test checks from the other side."""
+
+import os
+import time
+
+import pytest
+
+from conftest import metric, run_ok
+
+BACKGROUND = 10  # SANDBOX_BACKGROUND_NICE in src/zygote/proto.h
+POOL = 2
+
+
+def nice_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+def children_of(pid):
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(p) for p in f.read().split()]
+    return out
+
+
+def zygote_of(srv):
+    return next(p for p in children_of(srv.pid)
+                if b"__zygote" in open(f"/proc/{p}/cmdline", "rb").read())
+
+
+def wait_pool_full(srv, n=POOL, timeout=60):
+    deadline = time.monotonic() + timeout
+    while metric(srv, "pyexecd_sandboxes_warm") < n:
+        assert time.monotonic() < deadline, "the warm pool did not fill"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def pooled(start_server):
+    if os.geteuid() != 0:
+        pytest.skip("priorities need root (CAP_SYS_NICE)")
+    return start_server("--pool-size", str(POOL))
+
+
+def test_warm_sandboxes_and_idle_zygote_wait_in_the_background(pooled):
+    base = nice_of(pooled.pid)
+    run_ok(pooled, "def main():\n    return 1\n")
+    wait_pool_full(pooled)
+    zygote = zygote_of(pooled)
+    warm = children_of(zygote)
+    assert len(warm) == POOL
+    expected = min(base + BACKGROUND, 19)
+    assert [nice_of(p) for p in warm] == [expected] * POOL
+    # The loop lowers the zygote once no request waits for a cold sandbox.
+    deadline = time.monotonic() + 10
+    while nice_of(zygote) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert nice_of(zygote) == expected
+
+
+def test_a_script_runs_at_the_service_priority(pooled):
+    base = nice_of(pooled.pid)
+    wait_pool_full(pooled)  # so the request adopts a warm (background) sandbox
+    script = "import os\ndef main():\n    return os.getpriority(os.PRIO_PROCESS, 0)\n"
+    assert run_ok(pooled, script)["result"] == base
+
+
+def test_cold_sandboxes_run_at_the_service_priority(start_server):
+    srv = start_server("--pool-size", "0")
+    base = nice_of(srv.pid)
+    script = "import os\ndef main():\n    return os.getpriority(os.PRIO_PROCESS, 0)\n"
+    for _ in range(3):
+        assert run_ok(srv, script)["result"] == base
