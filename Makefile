@@ -10,7 +10,7 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo "sudo -E")
 PYTEST  := $(PYTHON) -m pytest -p no:cacheprovider -q
 
 .PHONY: all deps build run test test-unit test-integration test-security test-deploy test-asan \
-	bench soak fuzz image verify-image format clean
+	bench bench-phases soak fuzz image verify-image format clean
 
 all: build
 
@@ -56,6 +56,15 @@ BENCH_SECONDS ?= 5
 bench: build
 	./scripts/install-deps --bench
 	BENCH_SECONDS=$(BENCH_SECONDS) $(SUDO) $(PYTHON) bench/bench.py
+
+# Where a request's CPU goes, step by step: a build whose sandboxes report each step's CPU
+# time and page faults (-Dphase_trace=true, never for production), driven by bench/phases.py.
+PHASES_BUILD ?= build-phases
+bench-phases: deps
+	./scripts/install-deps --bench
+	[ -f $(PHASES_BUILD)/build.ninja ] || meson setup -Dphase_trace=true $(PHASES_BUILD)
+	ninja -C $(PHASES_BUILD)
+	PYEXECD_BIN=$(abspath $(PHASES_BUILD))/pyexecd $(SUDO) $(PYTHON) bench/phases.py
 
 # The long soak: 50 000 mixed, partly hostile requests from 8 clients (the short form runs in
 # `make test`).
