@@ -72,6 +72,11 @@ typedef struct ZygoteMsg {
  * supervisor raises it again when a request adopts it. */
 #define ZYGOTE_SPAWN_BACKGROUND 2u
 #define SANDBOX_BACKGROUND_NICE 10
+/* EXIT_BACKGROUND: once its result frame is written (the request is answered), the
+ * sandbox drops to the lowest priority for its exit: the teardown of its copy of the image
+ * then yields to the requests being served. Only when a spare slot exists, since the slot
+ * stays taken until the exit ends. */
+#define ZYGOTE_SPAWN_EXIT_BACKGROUND 4u
 
 enum { SANDBOX_FD_PIDFD, SANDBOX_FD_CTL, SANDBOX_FD_STDOUT, SANDBOX_FD_STDERR, SANDBOX_N_FDS };
 

@@ -213,6 +213,8 @@ static _Noreturn void sandbox_child(uint32_t slot, uint32_t flags, int ctl, int 
                 if (write_all(3, &len, sizeof(len)) < 0 || write_all(3, frame, frame_len) < 0)
                         _exit(123);
         }
+        if (flags & ZYGOTE_SPAWN_EXIT_BACKGROUND)
+                (void) setpriority(PRIO_PROCESS, 0, PRIO_MAX - 1);
         /* No Py_FinalizeEx: it costs tens of milliseconds and nothing needs it. */
         _exit(0);
 }
