@@ -10,6 +10,15 @@ wrk.body = f:read("*a")
 f:close()
 
 local expect = tonumber(os.getenv("BENCH_EXPECT") or "200")
+
+-- BENCH_PAUSE_MS: think time between a connection's requests (not part of the latency
+-- wrk records), so that a sequential client finds the warm pool refilled.
+local pause = tonumber(os.getenv("BENCH_PAUSE_MS") or "0")
+if pause > 0 then
+        function delay()
+                return pause
+        end
+end
 local threads = {}
 
 function setup(thread)
