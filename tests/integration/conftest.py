@@ -384,3 +384,28 @@ def wait_until_running(srv, n=1, timeout=60):
     while metric(srv, "pyexecd_sandboxes_in_use") < n:
         assert time.monotonic() < deadline, "no request started running"
         time.sleep(0.05)
+
+
+def children_of(pid):
+    """The pids of a process's children (of all its threads)."""
+    kids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            kids += [int(p) for p in (task / "children").read_text().split()]
+        except FileNotFoundError:  # the thread ended meanwhile
+            pass
+    return kids
+
+
+def find_zygotes(server_pid):
+    """The server's zygote processes (its children running `pyexecd __zygote`)."""
+    zygotes = []
+    for kid in children_of(server_pid):
+        try:
+            cmdline = Path(f"/proc/{kid}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"__zygote" in cmdline:
+            zygotes.append(kid)
+    assert zygotes, f"no child of {server_pid} has __zygote in its command line"
+    return zygotes

@@ -7,18 +7,10 @@ import signal
 import threading
 import time
 
-from conftest import assert_ok, wait_until_running
+from conftest import assert_ok, children_of, wait_until_running
 
 BODY = {"script": "def main():\n    return 1\n"}
 SLOW = {"script": "import time\ndef main():\n    time.sleep(30)\n    return 1\n"}
-
-
-def children(pid):
-    out = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            out += [int(p) for p in f.read().split()]
-    return out
 
 
 def test_sandbox_killed_from_outside(start_server):
@@ -27,14 +19,14 @@ def test_sandbox_killed_from_outside(start_server):
     t = threading.Thread(target=lambda: out.setdefault("r", srv.post(SLOW)))
     t.start()
     wait_until_running(srv)
-    zygote = children(srv.proc.pid)[0]
+    zygote = children_of(srv.proc.pid)[0]
     deadline = time.monotonic() + 30
     # The sandbox is the zygote's child; with no pool, once the start-up self-check's
     # sandbox has finished exiting it is the only one.
-    while len(children(zygote)) != 1:
+    while len(children_of(zygote)) != 1:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    os.kill(children(zygote)[0], signal.SIGKILL)
+    os.kill(children_of(zygote)[0], signal.SIGKILL)
     t.join(timeout=60)
     resp = out["r"]
     assert resp.status == 422 and resp.json["code"] == "CRASHED", resp
@@ -104,16 +96,16 @@ def test_client_that_goes_away_stops_its_sandbox(start_server):
     s.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     wait_until_running(srv)
-    zygote = children(srv.proc.pid)[0]
+    zygote = children_of(srv.proc.pid)[0]
     deadline = time.monotonic() + 30
-    while len(children(zygote)) != 1:  # only our sandbox (see above)
+    while len(children_of(zygote)) != 1:  # only our sandbox (see above)
         assert time.monotonic() < deadline
         time.sleep(0.05)
     s.close()  # the client gives up long before the script's 30 s
     deadline = time.monotonic() + 10
-    while children(zygote) and time.monotonic() < deadline:
+    while children_of(zygote) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not children(zygote), "the sandbox outlived its client"
+    assert not children_of(zygote), "the sandbox outlived its client"
     assert srv.wait_for_log("client went away")
     assert_ok(srv.post(BODY))  # the slot is free again
     srv.stop()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (DEFAULT_OUTPUT_LIMIT, assert_error,
-                      assert_still_serving, parse_log_line, run_ok, unique_marker)
+from conftest import (DEFAULT_OUTPUT_LIMIT, assert_error, assert_still_serving,
+                      find_zygotes, parse_log_line, run_ok, unique_marker)
 
 # -- the script cannot forge or hide its result ----------------------------------------
 
@@ -148,29 +148,6 @@ def test_requests_after_a_timeout_and_a_crash(server):
 
 
 # -- the zygote ------------------------------------------------------------------------
-
-
-def children_of(pid):
-    kids = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            kids += [int(p) for p in (task / "children").read_text().split()]
-        except FileNotFoundError:  # the thread ended meanwhile
-            pass
-    return kids
-
-
-def find_zygotes(server_pid):
-    zygotes = []
-    for kid in children_of(server_pid):
-        try:
-            cmdline = Path(f"/proc/{kid}/cmdline").read_bytes()
-        except FileNotFoundError:
-            continue
-        if b"__zygote" in cmdline:
-            zygotes.append(kid)
-    assert zygotes, f"no child of {server_pid} has __zygote in its command line"
-    return zygotes
 
 
 def test_zygote_is_single_threaded(server):

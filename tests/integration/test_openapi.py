@@ -4,7 +4,6 @@ import os
 import re
 import signal
 import threading
-import time
 
 import pytest
 from jsonschema import Draft202012Validator, RefResolver

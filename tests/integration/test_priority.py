@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import metric, run_ok
+from conftest import children_of, find_zygotes, metric, run_ok
 
 BACKGROUND = 10  # SANDBOX_BACKGROUND_NICE in src/zygote/proto.h
 POOL = 2
@@ -17,19 +17,6 @@ POOL = 2
 def nice_of(pid):
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[16])
-
-
-def children_of(pid):
-    out = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            out += [int(p) for p in f.read().split()]
-    return out
-
-
-def zygote_of(srv):
-    return next(p for p in children_of(srv.pid)
-                if b"__zygote" in open(f"/proc/{p}/cmdline", "rb").read())
 
 
 def wait_pool_full(srv, n=POOL, timeout=60):
@@ -50,7 +37,7 @@ def test_warm_sandboxes_and_idle_zygote_wait_in_the_background(pooled):
     base = nice_of(pooled.pid)
     run_ok(pooled, "def main():\n    return 1\n")
     wait_pool_full(pooled)
-    zygote = zygote_of(pooled)
+    zygote = find_zygotes(pooled.pid)[0]
     warm = children_of(zygote)
     assert len(warm) == POOL
     expected = min(base + BACKGROUND, 19)
