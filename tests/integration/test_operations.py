@@ -82,6 +82,36 @@ def test_sigterm_drains_in_flight_and_exits_zero(start_server):
     assert srv.proc.wait(timeout=30) == 0
 
 
+def test_sigterm_past_the_grace_answers_running_and_queued(start_server):
+    """The grace (8 s) ends: the running script is killed and the queued one never runs;
+    both clients still get an answer (the queued one after the executor's thread ended)."""
+    srv = start_server("--pool-size", "0", "--concurrency", "1", "--timeout", "60",
+                       shared_ok=False)
+    results = {}
+
+    def run(name, seconds):
+        results[name] = srv.execute(
+            f"import time\ndef main():\n    time.sleep({seconds})\n    return 1\n")
+
+    running = threading.Thread(target=run, args=("running", 50))
+    running.start()
+    wait_until_running(srv)
+    queued = threading.Thread(target=run, args=("queued", 0))
+    queued.start()
+    deadline = time.monotonic() + 30
+    while metric(srv, "pyexecd_queue_depth") < 1:
+        assert time.monotonic() < deadline, "the second request was not queued"
+        time.sleep(0.05)
+    os.kill(srv.proc.pid, signal.SIGTERM)
+    running.join(timeout=60)
+    queued.join(timeout=60)
+    for name in ("running", "queued"):
+        resp = results[name]
+        assert resp.status in (500, 503), (name, resp)
+        assert "shutting down" in resp.json["error"], (name, resp.json)
+    assert srv.proc.wait(timeout=30) == 0
+
+
 def test_metrics_move(start_server):
     srv = start_server("--pool-size", "1", shared_ok=False)
     ok = 'pyexecd_requests_total{endpoint="/execute",code="OK"}'
