@@ -1339,6 +1339,9 @@ int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
         ex->n_slots = config_slots(cfg);
         ex->early_answer = !(cfg->disabled_layers & LAYER_PIDNS);
         ex->background_warm = can_raise_priority(&ex->nice);
+        if (!ex->background_warm && cfg->pool_size > 0)
+                log_info("cannot raise process priorities (no CAP_SYS_NICE): the warm pool "
+                         "is refilled at the same priority as requests are served");
         ex->slots = calloc(ex->n_slots, sizeof(Job *));
         if (!ex->slots) {
                 r = -ENOMEM;

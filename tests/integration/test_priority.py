@@ -1,14 +1,14 @@
 """The warm pool is background work (executor.c, "Priorities"): warm sandboxes do their
 set-up and wait at nice +10, the zygote idles there, and a request's script runs at the
-service's own priority. Needs CAP_SYS_NICE (root): without it the service keeps every
-sandbox at its own priority, which the last test checks from the other side."""
+service's own priority. Needs CAP_SYS_NICE: without it (last test) nothing is lowered,
+since adopting a sandbox could not raise it again."""
 
 import os
 import time
 
 import pytest
 
-from conftest import children_of, find_zygotes, metric, run_ok
+from conftest import Server, children_of, find_zygotes, metric, run_ok
 
 BACKGROUND = 10  # SANDBOX_BACKGROUND_NICE in src/zygote/proto.h
 POOL = 2
@@ -62,3 +62,20 @@ def test_cold_sandboxes_run_at_the_service_priority(start_server):
     script = "import os\ndef main():\n    return os.getpriority(os.PRIO_PROCESS, 0)\n"
     for _ in range(3):
         assert run_ok(srv, script)["result"] == base
+
+
+def test_without_cap_sys_nice_nothing_is_lowered():
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    srv = Server(("--pool-size", str(POOL)))
+    srv.args = ["setpriv", "--bounding-set=-sys_nice", "--"] + srv.args
+    srv.start()
+    try:
+        base = nice_of(srv.pid)
+        assert srv.wait_for_log("no CAP_SYS_NICE", timeout=10), srv.stderr_text()
+        wait_pool_full(srv)
+        assert [nice_of(p) for p in children_of(find_zygotes(srv.pid)[0])] == [base] * POOL
+        script = "import os\ndef main():\n    return os.getpriority(os.PRIO_PROCESS, 0)\n"
+        assert run_ok(srv, script)["result"] == base
+    finally:
+        srv.stop()
