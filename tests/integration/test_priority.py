@@ -26,16 +26,23 @@ def wait_pool_full(srv, n=POOL, timeout=60):
         time.sleep(0.05)
 
 
-def warm_sandboxes(srv, n=POOL, timeout=60):
-    """The zygote's children once they are the n warm sandboxes only (an answered sandbox,
-    or the start-up self-check's, may still be exiting for a moment)."""
+def nices_settle(srv, expected, n=POOL, timeout=60):
+    """Waits (bounded) until the zygote's children are the n warm sandboxes, all at the
+    `expected` nice value, and returns what it last saw: an answered sandbox (nice 19,
+    exiting) or the start-up self-check's may be among them for a moment."""
     wait_pool_full(srv, n, timeout)
     zygote = find_zygotes(srv.pid)[0]
     deadline = time.monotonic() + timeout
-    while len(children_of(zygote)) != n:
-        assert time.monotonic() < deadline, children_of(zygote)
+    while True:
+        seen = []
+        for pid in children_of(zygote):
+            try:
+                seen.append(nice_of(pid))
+            except FileNotFoundError:  # reaped meanwhile
+                pass
+        if seen == [expected] * n or time.monotonic() > deadline:
+            return zygote, seen
         time.sleep(0.05)
-    return zygote, children_of(zygote)
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +55,9 @@ def pooled(start_server):
 def test_warm_sandboxes_and_idle_zygote_wait_in_the_background(pooled):
     base = nice_of(pooled.pid)
     run_ok(pooled, "def main():\n    return 1\n")
-    zygote, warm = warm_sandboxes(pooled)
     expected = min(base + BACKGROUND, 19)
-    assert [nice_of(p) for p in warm] == [expected] * POOL
+    zygote, seen = nices_settle(pooled, expected)
+    assert seen == [expected] * POOL
     # The loop lowers the zygote once no request waits for a cold sandbox.
     deadline = time.monotonic() + 10
     while nice_of(zygote) != expected and time.monotonic() < deadline:
@@ -82,8 +89,8 @@ def test_without_cap_sys_nice_nothing_is_lowered():
     try:
         base = nice_of(srv.pid)
         assert srv.wait_for_log("no CAP_SYS_NICE", timeout=10), srv.stderr_text()
-        _, warm = warm_sandboxes(srv)
-        assert [nice_of(p) for p in warm] == [base] * POOL
+        _, seen = nices_settle(srv, base)
+        assert seen == [base] * POOL
         script = "import os\ndef main():\n    return os.getpriority(os.PRIO_PROCESS, 0)\n"
         assert run_ok(srv, script)["result"] == base
     finally:
