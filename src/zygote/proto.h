@@ -67,9 +67,9 @@ typedef struct ZygoteMsg {
 /* SPAWN flags. PREWARM: run a throw-away script before reporting ready, so that the
  * request's first-touch page faults are taken before the request arrives (warm pool). */
 #define ZYGOTE_SPAWN_PREWARM 1u
-/* BACKGROUND: the sandbox lowers its own priority (nice + SANDBOX_BACKGROUND_NICE) first
- * thing: its set-up and warm-up then yield the CPU to requests being served. The
- * supervisor raises it again when a request adopts it. */
+/* BACKGROUND: the sandbox lowers its own priority, to the service's nice value +
+ * SANDBOX_BACKGROUND_NICE, first thing: its set-up and warm-up then yield the CPU to
+ * requests being served. The supervisor raises it again when a request adopts it. */
 #define ZYGOTE_SPAWN_BACKGROUND 2u
 #define SANDBOX_BACKGROUND_NICE 10
 /* EXIT_BACKGROUND: once its result frame is written (the request is answered), the
