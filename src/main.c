@@ -22,6 +22,7 @@
 extern char **environ;
 
 #define SHUTDOWN_GRACE_MS 8000 /* Cloud Run sends SIGKILL 10 s after SIGTERM */
+#define SHUTDOWN_FLUSH_MS 1000 /* then, to deliver the last answers */
 
 /* Runs one job to completion from a thread that may block (start-up, `exec`). */
 typedef struct SyncRun {
@@ -274,6 +275,7 @@ int main(int argc, char **argv)
         log_info("received %s, shutting down", r > 0 ? strsignal(r) : "a signal");
         server_quiesce(srv);
         executor_shutdown(ex, SHUTDOWN_GRACE_MS);
+        server_finish(srv, SHUTDOWN_FLUSH_MS);
         server_stop(srv);
         log_info("stopped");
         return 0;

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ struct Server {
         Metrics *metrics;
         struct MHD_Daemon *daemon;
         uint16_t port;
+        atomic_ulong inflight; /* requests begun and not yet completed (see server_finish) */
 };
 
 typedef struct Request {
@@ -377,6 +379,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 rq->srv = s;
                 rq->conn = conn;
                 rq->start_usec = now_usec();
+                atomic_fetch_add(&s->inflight, 1);
                 (void) snprintf(rq->method, sizeof(rq->method), "%s", method);
                 request_id_take(conn, rq->request_id);
                 buf_init(&rq->body, s->cfg->max_body);
@@ -410,6 +413,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
         if (!rq)
                 return;
+        atomic_fetch_sub(&rq->srv->inflight, 1);
         buf_free(&rq->body);
         response_done(&rq->response);
         free(rq);
@@ -492,6 +496,16 @@ void server_quiesce(Server *s)
                 if (fd != MHD_INVALID_SOCKET)
                         (void) close(fd);
         }
+}
+
+void server_finish(Server *s, uint32_t timeout_ms)
+{
+        uint64_t deadline = now_usec() + (uint64_t) timeout_ms * 1000;
+
+        /* Shutdown only: a 1 ms poll is simpler than a condition variable and costs
+         * nothing that matters here. */
+        while (s && atomic_load(&s->inflight) > 0 && now_usec() < deadline)
+                (void) usleep(1000);
 }
 
 void server_stop(Server *s)

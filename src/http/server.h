@@ -22,6 +22,12 @@ uint16_t server_port(const Server *s);
 /* Stops accepting new connections (in-flight requests continue). */
 void server_quiesce(Server *s);
 
+/* After executor_shutdown() (which answers every job, the last ones from the calling
+ * thread): waits, at most timeout_ms, until libmicrohttpd's thread has delivered every
+ * answer, so that server_stop() does not close a connection whose answer was just
+ * resumed. NULL is fine. */
+void server_finish(Server *s, uint32_t timeout_ms);
+
 /* Stops the daemon. Every suspended connection must have been resumed (executor shut
  * down) first. NULL is fine. */
 void server_stop(Server *s);
