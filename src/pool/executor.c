@@ -456,7 +456,7 @@ static int zygote_start(Executor *ex)
  * priority. The zygote is our child, reaped only by us: its pid cannot be reused. */
 static void zygote_set_background(Executor *ex, Zygote *z, bool background)
 {
-        int nice = background ? MIN(ex->nice + SANDBOX_BACKGROUND_NICE, PRIO_MAX - 1) : ex->nice;
+        int nice = background ? sandbox_background_nice(ex->nice) : ex->nice;
 
         if (!ex->background_warm || z->state == ZYGOTE_FREE || z->background == background)
                 return;

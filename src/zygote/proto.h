@@ -18,6 +18,7 @@
 #pragma once
 
 #include <stdint.h>
+#include <sys/resource.h>
 
 #define ZYGOTE_MAGIC  0x7a796730u /* "zyg0" */
 #define SANDBOX_MAGIC 0x73627830u /* "sbx0" */
@@ -72,6 +73,12 @@ typedef struct ZygoteMsg {
  * requests being served. The supervisor raises it again when a request adopts it. */
 #define ZYGOTE_SPAWN_BACKGROUND 2u
 #define SANDBOX_BACKGROUND_NICE 10
+/* The nice value of background work for a service running at `service_nice`. */
+static inline int sandbox_background_nice(int service_nice)
+{
+        int nice = service_nice + SANDBOX_BACKGROUND_NICE;
+        return nice < PRIO_MAX - 1 ? nice : PRIO_MAX - 1;
+}
 /* EXIT_BACKGROUND: once its result frame is written (the request is answered), the
  * sandbox drops to the lowest priority for its exit: the teardown of its copy of the image
  * then yields to the requests being served. Only when a spare slot exists, since the slot

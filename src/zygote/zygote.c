@@ -438,8 +438,7 @@ _Noreturn void zygote_main(void)
          * once we are ready). */
         errno = 0;
         r = getpriority(PRIO_PROCESS, 0);
-        zygote.background_nice =
-                MIN((r == -1 && errno != 0 ? 0 : r) + SANDBOX_BACKGROUND_NICE, PRIO_MAX - 1);
+        zygote.background_nice = sandbox_background_nice(r == -1 && errno != 0 ? 0 : r);
 
         (void) signal(SIGPIPE, SIG_IGN);
         /* A Ctrl-C or a SIGTERM sent to the whole process group is the supervisor's to
