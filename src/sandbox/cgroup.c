@@ -84,94 +84,56 @@ static int write_path(const char *path, const char *value)
         return write_at(AT_FDCWD, path, value);
 }
 
-/* The cgroup path of this process for a v1 controller, or for v2 (controller NULL). */
-static int own_path(const char *controller, char *ret, size_t len)
+/* The whole of a (proc) file as a NUL-terminated string the caller frees; its size is not
+ * known in advance (stat says 0). At most 4 MiB: a mount table past that is not a host's. */
+static int read_text(const char *path, char **ret)
 {
-        FILE *f = fopen("/proc/self/cgroup", "re");
-        char line[1024];
-        int r = -ENOENT;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0, cap = 0;
 
-        if (!f)
+        if (fd < 0)
                 return -errno;
-        while (fgets(line, sizeof(line), f)) {
-                char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-                if (!c2)
-                        continue;
-                *c2 = '\0';
-                char *ctrls = c1 + 1, *path = c2 + 1;
-                path[strcspn(path, "\n")] = '\0';
-                bool match = false;
-                if (!controller)
-                        match = strcmp(line, "0") == 0 && *ctrls == '\0';
-                else
-                        for (char *tok, *save = NULL, *s = ctrls; (tok = strtok_r(s, ",", &save));
-                             s = NULL)
-                                if (strcmp(tok, controller) == 0)
-                                        match = true;
-                if (match) {
-                        (void) snprintf(ret, len, "%s", strcmp(path, "/") == 0 ? "" : path);
-                        r = 0;
-                        break;
+        for (;;) {
+                if (cap - size < 4096) {
+                        if (cap >= (4u << 20))
+                                return -EFBIG;
+                        char *p = realloc(buf, cap ? cap * 2 : 16384);
+                        if (!p)
+                                return -ENOMEM;
+                        buf = p;
+                        cap = cap ? cap * 2 : 16384;
                 }
+                ssize_t n = read(fd, buf + size, cap - size - 1);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                size += (size_t) n;
         }
-        (void) fclose(f);
-        return r;
+        buf[size] = '\0';
+        *ret = TAKE_PTR(buf);
+        return 0;
 }
 
-/* The directory of this process's cgroup: the hierarchy's mount point plus our path
- * relative to the mount's root. In a container without its own cgroup namespace,
- * /proc/self/cgroup names the host's path while /sys/fs/cgroup is mounted from that very
- * directory (mount root /docker/<id>): joining the two naively names nothing. */
+/* The directory of this process's cgroup, for a v1 controller or for v2 (controller NULL):
+ * the hierarchy's mount point plus our path relative to the mount's root. In a container
+ * without its own cgroup namespace, /proc/self/cgroup names the host's path while
+ * /sys/fs/cgroup is mounted from that very directory: joining the two naively names
+ * nothing (cgroup-path.c). */
 static int own_dir(const char *controller, char *ret, size_t len)
 {
-        char own[PATH_MAX], line[4096];
-        FILE *f;
-        int r = own_path(controller, own, sizeof(own));
+        _cleanup_free_ char *cgroups = NULL, *mounts = NULL;
+        char own[PATH_MAX];
+        int r;
 
-        if (r < 0)
+        if ((r = read_text("/proc/self/cgroup", &cgroups)) < 0 ||
+            (r = cgroup_parse_own_path(cgroups, controller, own, sizeof(own))) < 0 ||
+            (r = read_text("/proc/self/mountinfo", &mounts)) < 0)
                 return r;
-        f = fopen("/proc/self/mountinfo", "re");
-        if (!f)
-                return -errno;
-        r = -ENOENT;
-        while (fgets(line, sizeof(line), f)) {
-                char *field[16] = {0}, *save = NULL, *sep;
-                int n = 0;
-                for (char *t = strtok_r(line, " \n", &save); t && n < 16;
-                     t = strtok_r(NULL, " \n", &save))
-                        field[n++] = t;
-                int dash = -1;
-                for (int i = 6; i < n; i++)
-                        if (strcmp(field[i], "-") == 0) {
-                                dash = i;
-                                break;
-                        }
-                if (dash < 0 || dash + 3 >= n + 1 || !field[dash + 1] || !field[dash + 3])
-                        continue;
-                const char *root = field[3], *mnt = field[4], *fstype = field[dash + 1];
-                if (controller) {
-                        bool has = false;
-                        if (strcmp(fstype, "cgroup") != 0)
-                                continue;
-                        for (char *o = strtok_r(field[dash + 3], ",", &sep); o;
-                             o = strtok_r(NULL, ",", &sep))
-                                if (strcmp(o, controller) == 0)
-                                        has = true;
-                        if (!has)
-                                continue;
-                } else if (strcmp(fstype, "cgroup2") != 0 || strcmp(mnt, CG_ROOT) != 0)
-                        continue;
-
-                const char *rel = own; /* own is "" for the root cgroup */
-                size_t rl = strlen(root);
-                if (strcmp(root, "/") != 0 && strncmp(own, root, rl) == 0 &&
-                    (own[rl] == '\0' || own[rl] == '/'))
-                        rel = own + rl;
-                /* No break: a later line mounted on the same point hides the earlier one. */
-                r = snprintf(ret, len, "%s%s", mnt, rel) >= (int) len ? -ENAMETOOLONG : 0;
-        }
-        (void) fclose(f);
-        return r;
+        return cgroup_parse_mount_dir(mounts, controller, own, CG_ROOT, ret, len);
 }
 
 static bool file_has_word(const char *path, const char *word)

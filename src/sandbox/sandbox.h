@@ -102,3 +102,14 @@ int cgroup_open_procs(const Cgroups *cg, unsigned slot, int *fds, size_t max, si
 int cgroup_oom_kills(const Cgroups *cg, unsigned slot, uint64_t *ret);
 /* Removes the cgroups (they must be empty) and frees. NULL is fine. */
 void cgroup_free(Cgroups *cg);
+
+/* cgroup-path.c: pure parsers of /proc/self/cgroup and /proc/self/mountinfo text. */
+/* This process's cgroup path for a v1 `controller`, or for v2 (controller NULL), "" for
+ * the root cgroup. Returns 0, -ENOENT (no such line), -ENAMETOOLONG or -ENOMEM. */
+int cgroup_parse_own_path(const char *proc_cgroup, const char *controller, char *ret, size_t len);
+/* The directory where cgroup `own` (from cgroup_parse_own_path) appears: the v1
+ * hierarchy mounted with `controller`, or the cgroup2 mount on `v2_mount_point`
+ * (controller NULL), with the mount's root taken off `own`. The last such mount wins (it
+ * hides earlier ones). Returns 0, -ENOENT, -ENAMETOOLONG or -ENOMEM. */
+int cgroup_parse_mount_dir(const char *mountinfo, const char *controller, const char *own,
+                           const char *v2_mount_point, char *ret, size_t len);

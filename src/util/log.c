@@ -78,8 +78,8 @@ static void log_write(LogLevel level, const char *request_id, const char *fields
         (void) !write(STDERR_FILENO, line, (size_t) n);
 }
 
-static void log_vemit(LogLevel level, const char *request_id, const char *fields, int err,
-                      const char *fmt, va_list ap)
+_printf_(5, 0) static void log_vemit(LogLevel level, const char *request_id, const char *fields,
+                                     int err, const char *fmt, va_list ap)
 {
         char msg[LINE_MAX_BYTES / 4];
         int n = vsnprintf(msg, sizeof(msg), fmt, ap);
