@@ -187,6 +187,26 @@ static int v2_delegate(const char *dir, char *errbuf, size_t errlen)
         return 0;
 }
 
+/* v2: if `dir` is the leaf that v2_delegate() of an earlier pyexecd in the same cgroup
+ * moved every process into, returns its parent instead (whose controllers are on already):
+ * instances started one after another, or side by side, then share one parent and remove
+ * each other's stale trees, rather than nesting supervisor/supervisor/... and leaving a
+ * killed instance's cgroups where no later one looks. */
+static void v2_undo_leaf(char *dir)
+{
+        char path[PATH_MAX];
+        char *slash = strrchr(dir, '/');
+
+        if (!slash || strcmp(slash + 1, "supervisor") != 0 ||
+            (size_t) (slash - dir) < strlen(CG_ROOT))
+                return;
+        *slash = '\0';
+        if (join(path, sizeof(path), dir, "cgroup.subtree_control") == 0 &&
+            file_has_word(path, "memory") && file_has_word(path, "pids"))
+                return;
+        *slash = '/';
+}
+
 static int slot_limits(const Hierarchy *h, int fd, uint64_t mem_bytes, unsigned pids_max)
 {
         char v[32];
@@ -336,6 +356,7 @@ int cgroup_setup(unsigned n_slots, uint64_t mem_bytes, unsigned pids_max, Cgroup
                                         strerror(-r));
                         goto fail;
                 }
+                v2_undo_leaf(parent);
                 if ((r = v2_delegate(parent, errbuf, errlen)) < 0)
                         goto fail;
                 cg->n_hier = 1;
