@@ -10,7 +10,7 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo "sudo -E")
 PYTEST  := $(PYTHON) -m pytest -p no:cacheprovider -q
 
 .PHONY: all deps build run test test-unit test-integration test-security test-deploy test-asan \
-	bench bench-phases soak fuzz image verify-image format clean
+	bench bench-phases soak fuzz image verify-image test-vm format clean
 
 all: build
 
@@ -45,6 +45,13 @@ test-deploy: deps
 IMAGE ?= pyexecd
 image:
 	docker build -f deploy/Dockerfile -t $(IMAGE) .
+
+# pyexecd where its users run it: qemu guests with cgroup v2, a Docker engine, Debian 13
+# (tests/vm/vm.py). LANE=v2-native|docker|debian-13|quick (default: the three, whole).
+LANE ?=
+test-vm: deps
+	./scripts/install-deps --vm
+	$(SUDO) $(PYTHON) tests/vm/vm.py --build-dir $(BUILD) $(if $(LANE),--lane $(LANE))
 
 # Builds and runs the image without a Docker engine (podman + a debootstrap base);
 # not part of `make test`.

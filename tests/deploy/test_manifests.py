@@ -640,8 +640,14 @@ def test_k8s_schema():
 def test_shellcheck():
     if not shutil.which("shellcheck"):
         skip_or_fail("shellcheck is not installed")
-    scripts = [DEPLOY / "cloudrun" / "deploy.sh", DEPLOY / "verify-image.sh"]
-    r = subprocess.run(["shellcheck", "--severity=style", *map(str, scripts)],
+    repo = DEPLOY.parent
+    scripts = [DEPLOY / "cloudrun" / "deploy.sh", DEPLOY / "verify-image.sh",
+               repo / "scripts" / "install-deps", repo / "tests" / "vm" / "mkimage.sh",
+               repo / "tests" / "vm" / "guest" / "vmjob",
+               *sorted((repo / "tests" / "vm" / "jobs").glob("*.sh"))]
+    # -x follows the jobs' `. ./lib-guest.sh`; -P finds it beside them.
+    r = subprocess.run(["shellcheck", "--severity=style", "-x",
+                        "-P", str(repo / "tests" / "vm" / "jobs"), *map(str, scripts)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
 
