@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -14,6 +15,7 @@
 #include "http/auth.h"
 #include "http/server.h"
 #include "pool/executor.h"
+#include "sandbox/sandbox.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/macro.h"
@@ -23,6 +25,29 @@ extern char **environ;
 
 #define SHUTDOWN_GRACE_MS 8000 /* Cloud Run sends SIGKILL 10 s after SIGTERM */
 #define SHUTDOWN_FLUSH_MS 1000 /* then, to deliver the last answers */
+
+/* The part of the refusal that says how to start pyexecd where it failed, by where it
+ * seems to run. Only a hint: the refusal itself comes from what could not be set up. */
+static const char *start_hint(void)
+{
+        struct utsname u;
+
+        /* gVisor reports this fixed kernel (runsc, Cloud Run's first generation). */
+        if (uname(&u) == 0 && strcmp(u.release, "4.4.0") == 0 &&
+            strstr(u.version, "Sun Jan 10 15:06:54 PST 2016"))
+                return "This is gVisor (runsc), whose kernel has no cgroups for the sandbox: "
+                       "run pyexecd under runc (Docker's default runtime; on Cloud Run, the "
+                       "second-generation execution environment).";
+        if (access("/.dockerenv", F_OK) == 0)
+                return "Start the container with: docker run -p 8080:8080 --cap-add SYS_ADMIN "
+                       "--security-opt apparmor=unconfined IMAGE (README, \"Deploying\", "
+                       "says what each flag grants).";
+        if (access("/run/.containerenv", F_OK) == 0)
+                return "Start the container with: podman run -p 8080:8080 --cap-add SYS_ADMIN "
+                       "--security-opt apparmor=unconfined IMAGE (README, \"Deploying\").";
+        return "It needs root, namespaces, a writable cgroup hierarchy and seccomp (README, "
+               "\"Deploying\"; docs/THREAT-MODEL.md).";
+}
 
 /* Runs one job to completion from a thread that may block (start-up, `exec`). */
 typedef struct SyncRun {
@@ -224,14 +249,14 @@ int main(int argc, char **argv)
                          "isolation than pyexecd is designed for; do not expose this instance.",
                          names);
         }
-        r = executor_new(&cfg, &ex, errbuf, sizeof(errbuf));
+        r = ns_probe(_LAYER_ALL & ~cfg.disabled_layers, errbuf, sizeof(errbuf));
+        if (r >= 0)
+                r = executor_new(&cfg, &ex, errbuf, sizeof(errbuf));
         if (r < 0) {
                 log_event(LOG_LEVEL_ERROR, NULL, NULL,
-                          "Cannot start: %s. pyexecd refuses to run scripts with a configured "
-                          "isolation layer missing: it needs root, namespaces, a writable cgroup "
-                          "hierarchy and seccomp (docker run --privileged; Cloud Run: "
-                          "execution environment gen2; see docs/THREAT-MODEL.md)",
-                          errbuf[0] ? errbuf : strerror(-r));
+                          "Cannot start: %s. pyexecd does not run scripts with an isolation "
+                          "layer missing. %s",
+                          errbuf[0] ? errbuf : strerror(-r), start_hint());
                 return 1;
         }
         if (self_check(ex, &cfg) < 0)

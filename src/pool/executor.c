@@ -1372,6 +1372,10 @@ int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
                                  &ex->cgroups, errbuf, errlen);
                 if (r < 0)
                         goto fail;
+                if (cgroup_own_mount(ex->cgroups))
+                        log_info("/sys/fs/cgroup is read-only here (a container's default): "
+                                 "mounted this container's cgroup2 hierarchy writable, in a "
+                                 "mount namespace of pyexecd's own");
         }
         r = zygote_start(ex);
         if (r < 0) {

@@ -19,11 +19,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "sandbox/sandbox.h"
@@ -48,6 +51,7 @@ typedef struct Hierarchy {
 
 struct Cgroups {
         int version;
+        bool own_mount; /* v2_writable() mounted a cgroup2 of our own */
         unsigned n_slots;
         unsigned n_hier;
         Hierarchy hier[3];
@@ -207,6 +211,37 @@ static void v2_undo_leaf(char *dir)
         *slash = '/';
 }
 
+/* v2 in a container: Docker, containerd and Kubernetes mount the container's cgroup
+ * namespace at /sys/fs/cgroup read-only unless the container is privileged. A process
+ * granted CAP_SYS_ADMIN may mount that same cgroup2 hierarchy again, and a new mount is
+ * writable: pyexecd does so in a mount namespace of its own (so nothing else in the
+ * container sees it), and with it gets exactly the delegation that --privileged would
+ * give, nothing more. Without CAP_SYS_ADMIN (or under an AppArmor profile that denies
+ * mount) this fails and pyexecd refuses to start. *ret_mounted tells whether it did. */
+static int v2_writable(bool *ret_mounted, char *errbuf, size_t errlen)
+{
+        struct statvfs sv;
+
+        *ret_mounted = false;
+        if (statvfs(CG_ROOT, &sv) < 0)
+                return fail(errbuf, errlen, -errno, "cannot stat", CG_ROOT);
+        if (!(sv.f_flag & ST_RDONLY))
+                return 0;
+        /* Single-threaded here (see the top of this file), as unshare(CLONE_NEWNS) needs. */
+        if (unshare(CLONE_NEWNS) < 0)
+                return fail(
+                        errbuf, errlen, -errno,
+                        "is read-only, and no mount namespace to mount it writable in:", CG_ROOT);
+        if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0 ||
+            mount("cgroup2", CG_ROOT, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+                return fail(errbuf, errlen, -errno,
+                            "is read-only, and mounting it writable failed (needs "
+                            "CAP_SYS_ADMIN and an AppArmor profile that allows mount):",
+                            CG_ROOT);
+        *ret_mounted = true;
+        return 0;
+}
+
 static int slot_limits(const Hierarchy *h, int fd, uint64_t mem_bytes, unsigned pids_max)
 {
         char v[32];
@@ -351,6 +386,8 @@ int cgroup_setup(unsigned n_slots, uint64_t mem_bytes, unsigned pids_max, Cgroup
 
         if (file_has_word(CG_ROOT "/cgroup.controllers", "memory")) {
                 cg->version = 2;
+                if ((r = v2_writable(&cg->own_mount, errbuf, errlen)) < 0)
+                        goto fail;
                 if ((r = own_dir(NULL, parent, sizeof(parent))) < 0) {
                         (void) snprintf(errbuf, errlen, "cannot find this process's cgroup: %s",
                                         strerror(-r));
@@ -402,6 +439,11 @@ int cgroup_setup(unsigned n_slots, uint64_t mem_bytes, unsigned pids_max, Cgroup
 fail:
         cgroup_free(cg);
         return r;
+}
+
+bool cgroup_own_mount(const Cgroups *cg)
+{
+        return cg->own_mount;
 }
 
 int cgroup_open_procs(const Cgroups *cg, unsigned slot, int *fds, size_t max, size_t *ret_n)

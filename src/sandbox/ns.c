@@ -8,6 +8,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sandbox/sandbox.h"
@@ -31,4 +35,65 @@ int netns_create(int *ret_fd)
 int netns_enter(int fd)
 {
         return setns(fd, CLONE_NEWNET) < 0 ? -errno : 0;
+}
+
+/* The probe child reports {step that failed, errno} over a pipe; {0, 0} is success. */
+enum { PROBE_UNSHARE = 1, PROBE_MOUNT = 2 };
+
+static _Noreturn void probe_child(uint32_t layers, int fd)
+{
+        uint64_t flags = sandbox_clone_flags(layers);
+        unsigned char msg[2] = {0, 0};
+
+        if (layers & LAYER_NETNS)
+                flags |= CLONE_NEWNET;
+        if (layers & LAYER_CGROUPNS)
+                flags |= CLONE_NEWCGROUP;
+        if (unshare((int) flags) < 0)
+                msg[0] = PROBE_UNSHARE, msg[1] = (unsigned char) errno;
+        else if (layers & LAYER_MOUNTNS && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                msg[0] = PROBE_MOUNT, msg[1] = (unsigned char) errno;
+        _exit(write(fd, msg, sizeof(msg)) == (ssize_t) sizeof(msg) ? 0 : 1);
+}
+
+int ns_probe(uint32_t layers, char *errbuf, size_t errlen)
+{
+        unsigned char msg[2];
+        int p[2], status;
+        pid_t pid;
+        ssize_t n;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0) {
+                int r = -errno;
+                (void) close(p[0]);
+                (void) close(p[1]);
+                return r;
+        }
+        if (pid == 0) {
+                (void) close(p[0]);
+                probe_child(layers, p[1]);
+        }
+        (void) close(p[1]);
+        do
+                n = read(p[0], msg, sizeof(msg));
+        while (n < 0 && errno == EINTR);
+        (void) close(p[0]);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        if (n != (ssize_t) sizeof(msg) || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                (void) snprintf(errbuf, errlen, "the namespace probe died");
+                return -EIO;
+        }
+        if (msg[0] == 0)
+                return 0;
+        (void) snprintf(errbuf, errlen, "%s: %s",
+                        msg[0] == PROBE_UNSHARE ? "cannot create the sandbox's namespaces"
+                                                : "cannot change mount propagation in a new "
+                                                  "mount namespace",
+                        strerror(msg[1]));
+        return -(int) msg[1];
 }

@@ -83,6 +83,11 @@ int mount_sandbox(uid_t uid, gid_t gid, uint64_t tmp_bytes);
 /* ns.c: one network namespace per slot. */
 int netns_create(int *ret_fd);
 int netns_enter(int fd);
+/* Start-up probe, in a child: creates the namespaces of `layers` and changes a mount's
+ * propagation, as every sandbox will. Fails in about a millisecond where a container
+ * forbids it (no CAP_SYS_ADMIN, Docker's default seccomp or AppArmor profile), instead of
+ * after the zygote has imported pandas. Returns 0 or -errno, with what failed in errbuf. */
+int ns_probe(uint32_t layers, char *errbuf, size_t errlen);
 
 /* caps.c */
 int caps_drop_bounding(void);
@@ -96,6 +101,9 @@ int seccomp_install(const SeccompProgram *p);
 typedef struct Cgroups Cgroups;
 int cgroup_setup(unsigned n_slots, uint64_t mem_bytes, unsigned pids_max, Cgroups **ret,
                  char *errbuf, size_t errlen);
+/* True if cgroup_setup() found /sys/fs/cgroup read-only (a container's default) and
+ * mounted the container's cgroup2 writable in a mount namespace of pyexecd's own. */
+bool cgroup_own_mount(const Cgroups *cg);
 /* Opens the slot's cgroup.procs file(s) (one per hierarchy) for the zygote. */
 int cgroup_open_procs(const Cgroups *cg, unsigned slot, int *fds, size_t max, size_t *ret_n);
 /* The slot's count of OOM kills so far. */

@@ -13,6 +13,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import Server, clean_env, children_of, run_ok
 
 CG = Path("/sys/fs/cgroup")
@@ -108,3 +110,29 @@ def test_instances_side_by_side_share_one_parent():
     finally:
         assert a.stop() == 0
         assert b.stop() == 0
+
+
+def test_read_only_cgroupfs_is_mounted_writable_for_pyexecd_alone():
+    """A container's default: /sys/fs/cgroup read-only (Docker, containerd, Kubernetes
+    without privilege). pyexecd mounts the same cgroup2 hierarchy writable in a mount
+    namespace of its own, and the slots get their limits. v2 only (a v1 host has no
+    single hierarchy to mount)."""
+    if not V2:
+        pytest.skip("cgroup v1 host: the read-only remount is a cgroup v2 feature")
+    srv = Server(FLAGS, clean_env())
+    srv.args = ["unshare", "--mount", "--propagation", "slave", "sh", "-c",
+                'mount -o remount,bind,ro /sys/fs/cgroup && exec "$0" "$@"', *srv.args]
+    srv.start()
+    try:
+        assert any("read-only here" in line for line in srv.log_lines), srv.stderr_text()
+        trees = trees_of(srv.pid)
+        assert len(trees) == 1, trees
+        assert read(trees[0] / "slot-0" / "memory.max") == str(MEMORY_MB << 20)
+        # What pyexecd sees at /sys/fs/cgroup is a writable cgroup2 mount of its own.
+        with open(f"/proc/{srv.pid}/mountinfo") as f:
+            own = [line.split() for line in f if " /sys/fs/cgroup " in line]
+        assert own and own[-1][5].split(",")[0] == "rw" and "cgroup2" in own[-1], own
+        run_ok(srv, "def main():\n    return 1\n")
+    finally:
+        assert srv.stop() == 0
+    assert trees_of(srv.pid) == []

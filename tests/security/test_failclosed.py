@@ -37,6 +37,20 @@ def test_refuses_to_start_without_root():
     assert "listening" not in proc.stderr
 
 
+def test_refuses_before_the_zygote_without_cap_sys_admin():
+    # Docker's default container: root, but no CAP_SYS_ADMIN. The start-up probe refuses
+    # before the zygote is started (and imports pandas), with the namespace error.
+    require_binary()
+    require_root()
+    require(shutil.which("setpriv"), "setpriv is not installed")
+    proc = run_server_briefly("setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin",
+                              BINARY, "--listen", "127.0.0.1", "--port", "0",
+                              "--log-format", "json")
+    assert proc.returncode == 1, proc.stderr
+    assert "Cannot start: cannot create the sandbox's namespaces" in proc.stderr, proc.stderr
+    assert "zygote" not in proc.stderr and "listening" not in proc.stderr, proc.stderr
+
+
 def test_disabled_layer_is_logged_and_shown(layer_off_server):
     srv = layer_off_server("seccomp,netns")
     warnings = [json.loads(line) for line in srv.log_lines if "DISABLED" in line]
