@@ -10,7 +10,7 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo "sudo -E")
 PYTEST  := $(PYTHON) -m pytest -p no:cacheprovider -q
 
 .PHONY: all deps build run test test-unit test-integration test-security test-deploy test-asan \
-	bench bench-phases soak fuzz image verify-image test-vm format clean
+	bench bench-phases soak fuzz image verify-image test-vm build-clang format clean
 
 all: build
 
@@ -101,8 +101,16 @@ test-asan: deps
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(SUDO) $(PYTEST) tests/integration
 
+# The same tree built with clang (-Wall -Wextra -Werror, as with gcc): the house rule is
+# that both compilers build it clean.
+CLANG_BUILD ?= build-clang
+build-clang:
+	./scripts/install-deps --fuzz
+	[ -f $(CLANG_BUILD)/build.ninja ] || CC=clang meson setup $(MESON_OPTS) $(CLANG_BUILD)
+	ninja -C $(CLANG_BUILD)
+
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD) $(CLANG_BUILD)

@@ -51,7 +51,7 @@ typedef struct Hierarchy {
 
 struct Cgroups {
         int version;
-        bool own_mount; /* v2_writable() mounted a cgroup2 of our own */
+        bool own_mount; /* v2_writable() made the read-only mount writable for us */
         unsigned n_slots;
         unsigned n_hier;
         Hierarchy hier[3];
@@ -213,33 +213,51 @@ static void v2_undo_leaf(char *dir)
 
 /* v2 in a container: Docker, containerd and Kubernetes mount the container's cgroup
  * namespace at /sys/fs/cgroup read-only unless the container is privileged. A process
- * granted CAP_SYS_ADMIN may mount that same cgroup2 hierarchy again, and a new mount is
- * writable: pyexecd does so in a mount namespace of its own (so nothing else in the
- * container sees it), and with it gets exactly the delegation that --privileged would
- * give, nothing more. Without CAP_SYS_ADMIN (or under an AppArmor profile that denies
- * mount) this fails and pyexecd refuses to start. *ret_mounted tells whether it did. */
-static int v2_writable(bool *ret_mounted, char *errbuf, size_t errlen)
+ * granted CAP_SYS_ADMIN may make that mount writable: pyexecd does so in a mount namespace
+ * of its own (nothing else in the container sees the change), and with it gets exactly
+ * the delegation --privileged would give, nothing more. (Mounting cgroup2 afresh there
+ * fails with EBUSY: the same superblock and root are already mounted on that point.)
+ * Without CAP_SYS_ADMIN, or under an AppArmor profile that denies mount, this fails and
+ * pyexecd refuses to start. *ret_done tells whether it remounted. */
+static int v2_writable(bool *ret_done, char *errbuf, size_t errlen)
 {
+        static const struct {
+                unsigned long st, ms;
+        } keep[] = {
+                {ST_NOSUID, MS_NOSUID},         {ST_NODEV, MS_NODEV},
+                {ST_NOEXEC, MS_NOEXEC},         {ST_NOATIME, MS_NOATIME},
+                {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME},
+        };
         struct statvfs sv;
+        unsigned long flags = MS_REMOUNT | MS_BIND;
+        const char *what;
+        int r;
 
-        *ret_mounted = false;
+        *ret_done = false;
         if (statvfs(CG_ROOT, &sv) < 0)
                 return fail(errbuf, errlen, -errno, "cannot stat", CG_ROOT);
         if (!(sv.f_flag & ST_RDONLY))
                 return 0;
+        for (size_t i = 0; i < ELEMENTSOF(keep); i++)
+                if (sv.f_flag & keep[i].st)
+                        flags |= keep[i].ms;
         /* Single-threaded here (see the top of this file), as unshare(CLONE_NEWNS) needs. */
-        if (unshare(CLONE_NEWNS) < 0)
-                return fail(
-                        errbuf, errlen, -errno,
-                        "is read-only, and no mount namespace to mount it writable in:", CG_ROOT);
-        if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0 ||
-            mount("cgroup2", CG_ROOT, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-                return fail(errbuf, errlen, -errno,
-                            "is read-only, and mounting it writable failed (needs "
-                            "CAP_SYS_ADMIN and an AppArmor profile that allows mount):",
-                            CG_ROOT);
-        *ret_mounted = true;
-        return 0;
+        what = "a mount namespace of its own";
+        if (unshare(CLONE_NEWNS) == 0) {
+                what = "the remount";
+                if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) == 0 &&
+                    mount(NULL, CG_ROOT, NULL, flags, NULL) == 0) {
+                        *ret_done = true;
+                        return 0;
+                }
+        }
+        r = -errno;
+        (void) snprintf(errbuf, errlen,
+                        CG_ROOT " is read-only, and making it writable for pyexecd failed (%s: "
+                                "%s; it needs CAP_SYS_ADMIN and an AppArmor profile that "
+                                "allows mount)",
+                        what, strerror(-r));
+        return r;
 }
 
 static int slot_limits(const Hierarchy *h, int fd, uint64_t mem_bytes, unsigned pids_max)

@@ -24,6 +24,7 @@ with the console's last lines. The accelerator is KVM where the host has hardwar
 virtualisation (vmx/svm) and /dev/kvm, else qemu's TCG; VM_ACCEL=tcg|kvm forces one.
 
 Usage: tests/vm/vm.py [--lane LANE ...] [--quick] [--build-dir DIR] [--cache DIR] [--keep]
+       tests/vm/vm.py --check
 Exit status: 0 every lane passed, 1 a lane failed, 2 this host cannot run guests.
 """
 
@@ -292,6 +293,8 @@ def main():
     p.add_argument("--quick", action="store_true",
                    help="the quick form of each lane that has one (--lane quick implies it)")
     p.add_argument("--keep", action="store_true", help="keep the job disks")
+    p.add_argument("--check", action="store_true",
+                   help="only tell whether this host can run the guests (exit 0, or 2)")
     p.add_argument("--job", type=Path,
                    help="instead of the lanes: run this job script in the guest of --lane's "
                         "image (with the lane's payload), print its output, exit with its status")
@@ -306,6 +309,9 @@ def main():
             "(scripts/install-deps --vm installs them)")
         return 2
 
+    if args.check:
+        log(f"this host can run guests ({accelerator()[1]})")
+        return 0
     wanted = args.lane or ["all"]
     if args.job and len(wanted) != 1:
         log("--job runs in one lane's guest: give exactly one --lane")
