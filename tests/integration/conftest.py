@@ -7,6 +7,15 @@ The service is started as a real process on an ephemeral port
 
 Run with Debian's interpreter: `/usr/bin/python3 -m pytest tests/integration`.
 Set PYEXECD_BIN to test a binary other than `<repo>/build/pyexecd`.
+
+PYEXECD_URL=http://HOST:PORT tests the pyexecd already running there (with the
+default configuration, e.g. in a container) instead: `server` is then a client
+of it. A test that needs a server process of its own (other flags, its logs,
+its pid and children, the binary's command line) is skipped, whatever
+PYEXECD_MUST_WORK says, and counted at the end of the run: the fixtures and
+helpers that start a process skip by themselves; a test that looks at the
+`server`'s process or at this host is marked `needs_process`, or calls
+`skip_in_url_mode()` before that part.
 """
 
 import http.client
@@ -18,14 +27,18 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+SUITE = Path(__file__).resolve().parent
+REPO = SUITE.parents[1]
 BINARY = os.environ.get("PYEXECD_BIN", str(REPO / "build" / "pyexecd"))
+SERVER_URL = os.environ.get("PYEXECD_URL", "")
+NEEDS_PROCESS = "needs a server process of its own (PYEXECD_URL mode)"
 
 STARTUP_TIMEOUT = 60  # seconds; the zygote imports pandas before the server listens
 STOP_GRACE = 10  # seconds between SIGTERM and SIGKILL
@@ -89,8 +102,21 @@ def clean_env(**overrides) -> dict:
     return env
 
 
+def url_mode_reason(detail=None):
+    return f"{NEEDS_PROCESS}: {detail}" if detail else NEEDS_PROCESS
+
+
+def skip_in_url_mode(detail=None):
+    """In PYEXECD_URL mode, skips the test from here on: what follows needs a
+    server process of its own. A skip even with PYEXECD_MUST_WORK=1, which is
+    about what the host can do, not about which server is tested."""
+    if SERVER_URL:
+        pytest.skip(url_mode_reason(detail))
+
+
 def run_binary(*args, env=None, stdin=None, timeout=STARTUP_TIMEOUT * 2):
     """Runs the binary to completion (killed if it outlives `timeout`)."""
+    skip_in_url_mode("runs the pyexecd binary here")
     return subprocess.run(
         [BINARY, *args],
         input=stdin,
@@ -100,15 +126,107 @@ def run_binary(*args, env=None, stdin=None, timeout=STARTUP_TIMEOUT * 2):
     )
 
 
-class Server:
+class Client:
+    """The HTTP side of a pyexecd at `host`:`port`."""
+
+    def __init__(self, host, port=None):
+        self.host = host
+        self.port = port
+
+    def alive(self):
+        """True while the server answers GET /health."""
+        try:
+            return self.get("/health").status == 200
+        except OSError:
+            return False
+
+    def request(self, method, path, body=None, headers=None, chunked=False) -> Response:
+        """Sends one request on a fresh connection. The body is streamed so
+        that a server answering early (413) and closing is still read."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT)
+        try:
+            conn.putrequest(method, path, skip_accept_encoding=True)
+            for name, value in (headers or {}).items():
+                conn.putheader(name, value)
+            if body is not None:
+                if chunked:
+                    conn.putheader("Transfer-Encoding", "chunked")
+                else:
+                    conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders()
+            if body is not None:
+                self._send_body(conn.sock, body, chunked)
+            resp = conn.getresponse()
+            raw = resp.read()
+            hdrs = {}
+            for name, value in resp.getheaders():
+                key = name.lower()
+                hdrs[key] = f"{hdrs[key]}, {value}" if key in hdrs else value
+            return Response(resp.status, hdrs, parse_strict_json(raw), raw)
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _send_body(sock, body, chunked):
+        pieces = [body[i:i + SEND_CHUNK] for i in range(0, len(body), SEND_CHUNK)]
+        if chunked:
+            pieces = [b"%x\r\n%s\r\n" % (len(p), p) for p in pieces] + [b"0\r\n\r\n"]
+        for piece in pieces:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:  # the server has answered (or closed) already
+                return
+            try:
+                sock.sendall(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                return
+
+    def post(self, body, headers=None, content_type="application/json",
+             path="/execute", chunked=False) -> Response:
+        all_headers = {} if content_type is None else {"Content-Type": content_type}
+        all_headers.update(headers or {})
+        return self.request("POST", path, encode_body(body), all_headers, chunked)
+
+    def execute(self, script, **fields) -> Response:
+        return self.post({"script": script, **fields})
+
+    def get(self, path) -> Response:
+        return self.request("GET", path)
+
+
+def parse_server_url(url):
+    """(host, port) of an http:// URL without a path; UsageError otherwise."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port or 80
+    except ValueError:  # a port that is not a number
+        port = None
+    if (parts.scheme != "http" or not parts.hostname or port is None
+            or parts.path not in ("", "/") or parts.query or parts.fragment):
+        raise pytest.UsageError(f"PYEXECD_URL={url!r}: expected http://HOST[:PORT]")
+    return parts.hostname, port
+
+
+class RemoteServer(Client):
+    """The pyexecd at PYEXECD_URL: HTTP only. It has no pid, process or log
+    lines here; a test that needs them is marked `needs_process`."""
+
+    def __init__(self, url):
+        super().__init__(*parse_server_url(url))
+        self.url = url
+
+    def stderr_text(self):
+        return f"(the log of the server at {self.url} is not visible here)"
+
+
+class Server(Client):
     """A running pyexecd. Start with `start()`, stop with `stop()`."""
 
     def __init__(self, extra_args=(), env=None):
-        self.args = [BINARY, "--listen", "127.0.0.1", "--port", "0",
+        super().__init__("127.0.0.1")
+        self.args = [BINARY, "--listen", self.host, "--port", "0",
                      "--log-format", "json", *extra_args]
         self.env = clean_env() if env is None else env
         self.proc = None
-        self.port = None
         self.log_lines = []  # every stderr line, decoded, in order
         self._lines = queue.Queue()
         self._reader = None
@@ -120,6 +238,7 @@ class Server:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self):
+        skip_in_url_mode("starts pyexecd here")
         if not os.access(BINARY, os.X_OK):
             pytest.fail(f"pyexecd binary not found or not executable: {BINARY} "
                         "(build it with `make -C <repo> build` or set PYEXECD_BIN)")
@@ -173,6 +292,9 @@ class Server:
                 pass
             time.sleep(0.1)
 
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
     def stop(self):
         """SIGTERM by pid, SIGKILL after STOP_GRACE seconds. Idempotent.
         Returns the exit status."""
@@ -202,60 +324,6 @@ class Server:
                 return True
             time.sleep(0.05)
         return False
-
-    # -- HTTP --------------------------------------------------------------
-
-    def request(self, method, path, body=None, headers=None, chunked=False) -> Response:
-        """Sends one request on a fresh connection. The body is streamed so
-        that a server answering early (413) and closing is still read."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT)
-        try:
-            conn.putrequest(method, path, skip_accept_encoding=True)
-            for name, value in (headers or {}).items():
-                conn.putheader(name, value)
-            if body is not None:
-                if chunked:
-                    conn.putheader("Transfer-Encoding", "chunked")
-                else:
-                    conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders()
-            if body is not None:
-                self._send_body(conn.sock, body, chunked)
-            resp = conn.getresponse()
-            raw = resp.read()
-            hdrs = {}
-            for name, value in resp.getheaders():
-                key = name.lower()
-                hdrs[key] = f"{hdrs[key]}, {value}" if key in hdrs else value
-            return Response(resp.status, hdrs, parse_strict_json(raw), raw)
-        finally:
-            conn.close()
-
-    @staticmethod
-    def _send_body(sock, body, chunked):
-        pieces = [body[i:i + SEND_CHUNK] for i in range(0, len(body), SEND_CHUNK)]
-        if chunked:
-            pieces = [b"%x\r\n%s\r\n" % (len(p), p) for p in pieces] + [b"0\r\n\r\n"]
-        for piece in pieces:
-            readable, _, _ = select.select([sock], [], [], 0)
-            if readable:  # the server has answered (or closed) already
-                return
-            try:
-                sock.sendall(piece)
-            except (BrokenPipeError, ConnectionResetError):
-                return
-
-    def post(self, body, headers=None, content_type="application/json",
-             path="/execute", chunked=False) -> Response:
-        all_headers = {} if content_type is None else {"Content-Type": content_type}
-        all_headers.update(headers or {})
-        return self.request("POST", path, encode_body(body), all_headers, chunked)
-
-    def execute(self, script, **fields) -> Response:
-        return self.post({"script": script, **fields})
-
-    def get(self, path) -> Response:
-        return self.request("GET", path)
 
 
 def parse_log_line(line):
@@ -314,7 +382,7 @@ def assert_still_serving(server):
     """A normal request after whatever the test did still succeeds."""
     body = run_ok(server, TRIVIAL_SCRIPT)
     assert body["result"] == {"alive": True}
-    assert server.proc.poll() is None, "pyexecd exited"
+    assert server.alive(), "pyexecd exited"
 
 
 def traceback_files(traceback: str):
@@ -329,6 +397,41 @@ def traceback_files(traceback: str):
 
 def unique_marker():
     return "pyexecd-marker-" + uuid.uuid4().hex
+
+
+# -- PYEXECD_URL mode ----------------------------------------------------------
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "needs_process(detail=None): the test needs a server process of its "
+        "own (its pid, children, logs or host); skipped in PYEXECD_URL mode")
+    if SERVER_URL:
+        parse_server_url(SERVER_URL)
+
+
+def in_this_suite(config, nodeid):
+    return (config.rootpath / nodeid.split("::", 1)[0]).resolve().is_relative_to(SUITE)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not SERVER_URL:
+        return
+    for item in items:
+        mark = item.get_closest_marker("needs_process")
+        if mark is not None and in_this_suite(config, item.nodeid):
+            item.add_marker(pytest.mark.skip(reason=url_mode_reason(*mark.args)))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The count of the URL-mode skips, apart from -rs's list of every reason."""
+    if not SERVER_URL:
+        return
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if NEEDS_PROCESS in str(r.longrepr) and in_this_suite(config, r.nodeid)]
+    terminalreporter.write_line(
+        f"PYEXECD_URL mode: {len(skipped)} tests of {SUITE.relative_to(REPO)} need a "
+        "server process of their own and were skipped")
 
 
 # -- fixtures ------------------------------------------------------------------
@@ -359,9 +462,14 @@ def start_server():
 
 
 @pytest.fixture(scope="session")
-def server(start_server):
-    """The server with default limits."""
-    return start_server()
+def server(request):
+    """The server with default limits: the one at PYEXECD_URL, or one started here."""
+    if not SERVER_URL:
+        return request.getfixturevalue("start_server")()
+    srv = RemoteServer(SERVER_URL)
+    if not srv.alive():
+        pytest.fail(f"PYEXECD_URL={SERVER_URL}: no answer to GET /health")
+    return srv
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from conftest import LIMITS, assert_error, assert_ok
+from .conftest import LIMITS, assert_error, assert_ok
 
 OUT = LIMITS["output_limit"]
 
@@ -65,7 +65,7 @@ def test_request_nesting_and_keys(server):
 def test_header_size_bound(server):
     # libmicrohttpd keeps a request's headers in a 32 KiB pool per connection.
     def get_with_header(size):
-        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+        with socket.create_connection((server.host, server.port), timeout=30) as s:
             try:
                 s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * size +
                           b"\r\nConnection: close\r\n\r\n")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Server, clean_env, children_of, run_ok
+from .conftest import Server, clean_env, children_of, run_ok
 
 CG = Path("/sys/fs/cgroup")
 V2 = (CG / "cgroup.controllers").exists() and "memory" in (CG / "cgroup.controllers").read_text()

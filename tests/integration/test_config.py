@@ -3,8 +3,8 @@ values, and the one-shot `pyexecd exec` mode."""
 
 import pytest
 
-from conftest import (DEFAULT_MAX_BODY, DEFAULT_OUTPUT_LIMIT, LIMITED_ARGS, LIMITS,
-                      clean_env, parse_strict_json, run_binary)
+from .conftest import (DEFAULT_MAX_BODY, DEFAULT_OUTPUT_LIMIT, LIMITED_ARGS, LIMITS,
+                       clean_env, parse_strict_json, run_binary)
 
 CONFIG_KEYS = {"port", "listen", "timeout", "memory_mb", "output_limit", "max_body",
                "concurrency", "preload"}

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from conftest import (DEFAULT_MAX_BODY, LIMITS, TRIVIAL_SCRIPT, assert_error,
-                      assert_ok, assert_still_serving, run_ok, traceback_files)
+from .conftest import (DEFAULT_MAX_BODY, LIMITS, TRIVIAL_SCRIPT, assert_error,
+                       assert_ok, assert_still_serving, run_ok, traceback_files)
 
 # -- request validation --------------------------------------------------------
 

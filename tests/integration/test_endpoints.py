@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from conftest import TRIVIAL_SCRIPT, assert_error, assert_json_object, run_ok
+from .conftest import TRIVIAL_SCRIPT, assert_error, assert_json_object, run_ok
 
 
 def test_health(server):

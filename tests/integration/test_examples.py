@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import assert_error, run_ok
+from .conftest import assert_error, run_ok
 
 
 def test_plain_dict_result(server):

@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 
-from conftest import assert_ok, children_of, wait_until_running
+from .conftest import assert_ok, children_of, wait_until_running
 
 BODY = {"script": "def main():\n    return 1\n"}
 SLOW = {"script": "import time\ndef main():\n    time.sleep(30)\n    return 1\n"}

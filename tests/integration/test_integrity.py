@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (DEFAULT_OUTPUT_LIMIT, assert_error, assert_still_serving,
-                      find_zygotes, parse_log_line, run_ok, unique_marker)
+from .conftest import (DEFAULT_OUTPUT_LIMIT, assert_error, assert_still_serving,
+                       find_zygotes, parse_log_line, run_ok, unique_marker)
 
 # -- the script cannot forge or hide its result ----------------------------------------
 
@@ -150,6 +150,7 @@ def test_requests_after_a_timeout_and_a_crash(server):
 # -- the zygote ------------------------------------------------------------------------
 
 
+@pytest.mark.needs_process("reads the zygotes' /proc entries")
 def test_zygote_is_single_threaded(server):
     # Make the zygote fork a few sandboxes that use numpy and pandas first.
     run_ok(server, "import numpy, pandas\ndef main():\n    return float(numpy.ones(3).sum())\n")
@@ -193,6 +194,7 @@ def test_sigterm_stops_the_server_and_its_zygote(start_server):
     "# {m}\nx = 1\n",
     "def main():\n    return '{m}'[:3]\n",
 ], ids=["success", "runtime-error", "syntax-error", "missing-main", "string-literal"])
+@pytest.mark.needs_process("reads the server's log")
 def test_logs_never_contain_script_source(server, template):
     marker = unique_marker()
     resp = server.execute(template.format(m=marker))
@@ -203,6 +205,7 @@ def test_logs_never_contain_script_source(server, template):
     assert not leaked, leaked
 
 
+@pytest.mark.needs_process("reads the server's log")
 def test_log_lines_are_json_objects(server):
     run_ok(server, "def main():\n    return 1\n")
     assert server.log_lines

@@ -8,7 +8,7 @@ import threading
 import pytest
 from jsonschema import Draft202012Validator, RefResolver
 
-from conftest import wait_until_running
+from .conftest import wait_until_running
 
 
 ROWS = {

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import Server, children_of, find_zygotes, metric, run_ok
+from .conftest import Server, children_of, find_zygotes, metric, run_ok
 
 BACKGROUND = 10  # SANDBOX_BACKGROUND_NICE in src/zygote/proto.h
 POOL = 2

@@ -1,7 +1,7 @@
 """What the product promises a script inside the sandbox: `os`, `subprocess`, `threading`,
 `multiprocessing` and numpy/pandas keep working under every isolation layer."""
 
-from conftest import run_ok
+from .conftest import run_ok
 
 
 def test_subprocess_runs_commands_and_a_fresh_python(server):

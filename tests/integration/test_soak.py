@@ -6,11 +6,14 @@ import os
 import subprocess
 import sys
 
-from conftest import BINARY
+import pytest
+
+from .conftest import BINARY
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+@pytest.mark.needs_process("bench/soak.py starts the server it watches")
 def test_short_soak():
     proc = subprocess.run([sys.executable, os.path.join(REPO, "bench", "soak.py"),
                            "--requests", os.environ.get("PYEXECD_SOAK_REQUESTS", "1000"),

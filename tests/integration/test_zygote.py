@@ -6,7 +6,7 @@ import re
 import signal
 import time
 
-from conftest import run_ok
+from .conftest import run_ok
 
 def zygote_pids_ready(srv):
     return {int(m.group(1)) for line in srv.log_lines

@@ -16,6 +16,16 @@ Run as root with Debian's interpreter:
     /usr/bin/python3 -m pytest -p no:cacheprovider -q tests/security
 PYEXECD_BIN overrides the binary; PYEXECD_MUST_WORK=1 (set by CI) turns the
 skips of `require()` into failures.
+
+PYEXECD_URL=http://HOST:PORT runs the escape attempts against the pyexecd
+already running there (default configuration, e.g. in a container): `server`
+is then a client of it, and no root is needed here. What needs a pyexecd
+process of its own (the layer-off comparisons, servers with other flags, the
+server's pid or environment, this host's view of what a script left behind)
+is skipped, also with PYEXECD_MUST_WORK=1, and counted at the end of the run:
+`start_server` and `require_binary()` (so `exec_script()`) skip by
+themselves; other tests are marked `needs_process` or call
+`skip_in_url_mode()` before that part.
 """
 
 import http.client
@@ -27,15 +37,19 @@ import subprocess
 import textwrap
 import threading
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+SUITE = Path(__file__).resolve().parent
+REPO = SUITE.parents[1]
 BINARY = os.environ.get("PYEXECD_BIN", str(REPO / "build" / "pyexecd"))
 MUST_WORK = os.environ.get("PYEXECD_MUST_WORK") == "1"
+SERVER_URL = os.environ.get("PYEXECD_URL", "")
+NEEDS_PROCESS = "needs a server process of its own (PYEXECD_URL mode)"
 
 STARTUP_TIMEOUT = 60  # seconds; the zygote imports numpy and pandas first
 STOP_GRACE = 10
@@ -46,8 +60,8 @@ RETRIES = 3  # the binary may be relinked while the suite runs
 # Every server and run here uses its own uid range: RLIMIT_NPROC is counted per
 # uid host-wide, so the bombs here must not share uids with another pyexecd on
 # the same host (the integration suite, with the default 100000, may run at the
-# same time).
-UID_BASE = 300000
+# same time). A server at PYEXECD_URL has the default, 100000.
+UID_BASE = 100000 if SERVER_URL else 300000
 MAX_SLOTS = 64  # uids run from UID_BASE to UID_BASE + slots (concurrency + spares)
 COMMON_FLAGS = ("--uid-base", str(UID_BASE))
 CONCURRENCY = 2  # slots of every server here: the cross-sandbox tests need two
@@ -118,6 +132,18 @@ def require_root():
     require(os.geteuid() == 0, "the sandbox needs root (namespaces, cgroups, uid switch)")
 
 
+def url_mode_reason(detail=None):
+    return f"{NEEDS_PROCESS}: {detail}" if detail else NEEDS_PROCESS
+
+
+def skip_in_url_mode(detail=None):
+    """In PYEXECD_URL mode, skips the test from here on: what follows needs a
+    pyexecd process of its own. A skip even with PYEXECD_MUST_WORK=1, which is
+    about what the host can do, not about which server is tested."""
+    if SERVER_URL:
+        pytest.skip(url_mode_reason(detail))
+
+
 def clean_env(**overrides) -> dict:
     """The runner's environment without any pyexecd configuration, plus overrides."""
     env = {k: v for k, v in os.environ.items()
@@ -127,6 +153,7 @@ def clean_env(**overrides) -> dict:
 
 
 def require_binary():
+    skip_in_url_mode("runs the pyexecd binary here")
     if not os.access(BINARY, os.X_OK):
         pytest.fail(f"pyexecd binary not found or not executable: {BINARY} "
                     "(build it, or set PYEXECD_BIN)")
@@ -141,17 +168,78 @@ class Response(NamedTuple):
     raw: bytes
 
 
-class Server:
+class Client:
+    """The HTTP side of a pyexecd at `host`:`port`."""
+
+    def __init__(self, host, port=None):
+        self.host = host
+        self.port = port
+
+    def alive(self):
+        """True while the server answers GET /health."""
+        try:
+            return self.request("GET", "/health").status == 200
+        except OSError:
+            return False
+
+    def request(self, method, path, body=None) -> Response:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT)
+        try:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        finally:
+            conn.close()
+        try:
+            parsed = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            parsed = None
+        return Response(resp.status, parsed, raw)
+
+    def execute(self, source, **fields) -> dict:
+        """POSTs /execute; returns the JSON body with the HTTP status as `_status`."""
+        resp = self.request("POST", "/execute",
+                            json.dumps({"script": source, **fields}).encode("utf-8"))
+        assert isinstance(resp.json, dict), f"HTTP {resp.status}: {resp.raw[:2000]!r}"
+        return {**resp.json, "_status": resp.status}
+
+
+def parse_server_url(url):
+    """(host, port) of an http:// URL without a path; UsageError otherwise."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port or 80
+    except ValueError:  # a port that is not a number
+        port = None
+    if (parts.scheme != "http" or not parts.hostname or port is None
+            or parts.path not in ("", "/") or parts.query or parts.fragment):
+        raise pytest.UsageError(f"PYEXECD_URL={url!r}: expected http://HOST[:PORT]")
+    return parts.hostname, port
+
+
+class RemoteServer(Client):
+    """The pyexecd at PYEXECD_URL: HTTP only. It has no pid, process or log
+    lines here; a test that needs them is marked `needs_process`."""
+
+    def __init__(self, url):
+        super().__init__(*parse_server_url(url))
+        self.url = url
+
+    def stderr_text(self):
+        return f"(the log of the server at {self.url} is not visible here)"
+
+
+class Server(Client):
     """A running `pyexecd` on an ephemeral port."""
 
     def __init__(self, extra_args=(), env=None, listen="127.0.0.1"):
+        super().__init__("::1" if ":" in listen else listen)
         self.listen = listen
-        self.connect_host = "::1" if ":" in listen else listen
         self.args = [BINARY, "--listen", listen, "--port", "0", "--log-format", "json",
                      *COMMON_FLAGS, *extra_args]
         self.env = clean_env(**(env or {}))
         self.proc = None
-        self.port = None
         self.log_lines = []
         self._lines = queue.Queue()
 
@@ -233,28 +321,6 @@ class Server:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
-
-    def request(self, method, path, body=None) -> Response:
-        conn = http.client.HTTPConnection(self.connect_host, self.port, timeout=HTTP_TIMEOUT)
-        try:
-            headers = {"Content-Type": "application/json"} if body is not None else {}
-            conn.request(method, path, body=body, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-        finally:
-            conn.close()
-        try:
-            parsed = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            parsed = None
-        return Response(resp.status, parsed, raw)
-
-    def execute(self, source, **fields) -> dict:
-        """POSTs /execute; returns the JSON body with the HTTP status as `_status`."""
-        resp = self.request("POST", "/execute",
-                            json.dumps({"script": source, **fields}).encode("utf-8"))
-        assert isinstance(resp.json, dict), f"HTTP {resp.status}: {resp.raw[:2000]!r}"
-        return {**resp.json, "_status": resp.status}
 
 
 # -- one-shot CLI ------------------------------------------------------------------
@@ -374,12 +440,48 @@ def unique(prefix="pyexecd-sec"):
 
 
 
+# -- PYEXECD_URL mode ----------------------------------------------------------------
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "needs_process(detail=None): the test needs a server process of its "
+        "own (its pid, environment or host); skipped in PYEXECD_URL mode")
+    if SERVER_URL:
+        parse_server_url(SERVER_URL)
+
+
+def in_this_suite(config, nodeid):
+    return (config.rootpath / nodeid.split("::", 1)[0]).resolve().is_relative_to(SUITE)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not SERVER_URL:
+        return
+    for item in items:
+        mark = item.get_closest_marker("needs_process")
+        if mark is not None and in_this_suite(config, item.nodeid):
+            item.add_marker(pytest.mark.skip(reason=url_mode_reason(*mark.args)))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The count of the URL-mode skips, apart from -rs's list of every reason."""
+    if not SERVER_URL:
+        return
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if NEEDS_PROCESS in str(r.longrepr) and in_this_suite(config, r.nodeid)]
+    terminalreporter.write_line(
+        f"PYEXECD_URL mode: {len(skipped)} tests of {SUITE.relative_to(REPO)} need a "
+        "server process of their own and were skipped")
+
+
 # -- fixtures ------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def start_server():
     """Factory: start_server(*flags, env=None, listen=...) -> a started, shared Server."""
+    skip_in_url_mode("starts pyexecd here")
     require_root()
     shared, started = {}, []
 
@@ -397,10 +499,17 @@ def start_server():
 
 
 @pytest.fixture(scope="session")
-def server(start_server):
+def server(request):
     """The production-like server: default limits and preloads, two slots, and a
-    secret in its environment."""
-    return start_server("--concurrency", str(CONCURRENCY), env=SERVER_ENV)
+    secret in its environment. Or the one at PYEXECD_URL: its defaults (as many slots as
+    its CPUs; the cross-sandbox tests need two), no secret."""
+    if not SERVER_URL:
+        return request.getfixturevalue("start_server")(
+            "--concurrency", str(CONCURRENCY), env=SERVER_ENV)
+    srv = RemoteServer(SERVER_URL)
+    if not srv.alive():
+        pytest.fail(f"PYEXECD_URL={SERVER_URL}: no answer to GET /health")
+    return srv
 
 
 @pytest.fixture(scope="session")
@@ -414,4 +523,5 @@ def layer_off_server(start_server):
 
 @pytest.fixture(autouse=True)
 def _root_only():
-    require_root()
+    if not SERVER_URL:  # a client of the server at PYEXECD_URL needs no root
+        require_root()

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from conftest import (MAX_SLOTS, UID_BASE, assert_still_serving, exec_script, result_of,
-                      script)
+from .conftest import (MAX_SLOTS, UID_BASE, assert_still_serving, exec_script, result_of,
+                       script)
 
 STATUS = script('''
     def main():

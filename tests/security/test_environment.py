@@ -2,7 +2,9 @@
 configuration, a SECRET_TOKEN an operator set) reaches a script, neither in
 os.environ, nor in /proc/1/environ, nor anywhere in the script's memory."""
 
-from conftest import SANDBOX_ENV, SECRET, assert_still_serving, result_of, script
+import pytest
+
+from .conftest import SANDBOX_ENV, SECRET, assert_still_serving, result_of, script
 
 ENVIRON = script('''
     def main():
@@ -70,6 +72,7 @@ def memory_scan(plant):
             .replace("PLANT", repr(plant)))
 
 
+@pytest.mark.needs_process("the secret is in the environment of a server started here")
 def test_environment_secret_not_in_script_memory(server):
     got = result_of(server.execute(memory_scan(plant=False)))
     assert got["found_self"], got  # the scan covered the needle's own memory

@@ -5,7 +5,7 @@ import json
 import shutil
 import subprocess
 
-from conftest import BINARY, clean_env, require, require_binary, require_root
+from .conftest import BINARY, clean_env, require, require_binary, require_root
 
 
 def run_server_briefly(*argv, timeout=120):

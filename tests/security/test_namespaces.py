@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from conftest import (assert_overlap, assert_still_serving, exec_script, require,
-                      result_of, run_concurrently, script)
+from .conftest import (assert_overlap, assert_still_serving, exec_script, require,
+                       result_of, run_concurrently, script)
 
 # -- uts ------------------------------------------------------------------------------
 

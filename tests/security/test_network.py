@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from conftest import (assert_overlap, assert_still_serving, exec_script, require,
-                      result_of, run_concurrently, script, unique)
+from .conftest import (assert_overlap, assert_still_serving, exec_script, require,
+                       result_of, run_concurrently, script, unique)
 
 
 def ipv6_loopback():
@@ -217,6 +217,7 @@ def host_abstract_socket():
         yield HOST_SOCKET_PROBE.replace("NAME", repr(name))
 
 
+@pytest.mark.needs_process("the socket is bound in this host's network namespace")
 def test_netns_host_abstract_socket_unreachable(server, host_abstract_socket):
     assert result_of(server.execute(host_abstract_socket)) == "ECONNREFUSED"
     assert_still_serving(server)

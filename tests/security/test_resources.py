@@ -3,7 +3,7 @@ shown to hold alone (the other switched off) and both shown to be needed."""
 
 import pytest
 
-from conftest import assert_error, assert_still_serving, exec_script, result_of, script
+from .conftest import assert_error, assert_still_serving, exec_script, result_of, script
 
 MEMORY_LIMIT_MESSAGE = "Memory limit exceeded"
 

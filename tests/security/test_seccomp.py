@@ -11,7 +11,7 @@ EPERM shows that the filter alone refuses them, even to root.
 
 import pytest
 
-from conftest import assert_still_serving, exec_script, require, result_of, script
+from .conftest import assert_still_serving, exec_script, require, result_of, script
 
 CLONE_THREAD = 0x10000  # without CLONE_SIGHAND: EINVAL from the kernel, after the filter
 NS = {"CLONE_NEWNS": 0x20000, "CLONE_NEWUTS": 0x04000000, "CLONE_NEWIPC": 0x08000000,
