@@ -6,7 +6,8 @@
 #
 #   tests/fuzz/build.sh [BUILD_DIR]      (default: build-fuzz)
 #
-# Needs clang and libclang-rt-14-dev (libFuzzer's runtime), jansson and libseccomp.
+# Needs clang and libclang-rt-dev (libFuzzer's runtime, of clang's default version), jansson
+# and libseccomp.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,7 +18,7 @@ TARGETS="request response config"
 
 if ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' |
         $CC -x c -fsanitize=fuzzer -o /dev/null - 2>/dev/null; then
-        echo "build.sh: $CC cannot link -fsanitize=fuzzer (apt-get install clang libclang-rt-14-dev)" >&2
+        echo "build.sh: $CC cannot link -fsanitize=fuzzer (apt-get install clang libclang-rt-dev)" >&2
         exit 1
 fi
 
