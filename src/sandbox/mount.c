@@ -24,6 +24,10 @@
 #include "util/fd.h"
 #include "util/macro.h"
 
+#ifndef PYEXECD_PYTHON_ETC
+#error "PYEXECD_PYTHON_ETC (\"python3.X\") is set by the build: src/sandbox/meson.build"
+#endif
+
 #define NEWROOT  "/tmp" /* mount point of the new root in the zygote's namespace */
 #define RO_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV)
 
@@ -104,9 +108,10 @@ static int mirror_top(const char *name, char *errbuf, size_t errlen)
 static int build_etc(uid_t uid_base, unsigned slots, char *errbuf, size_t errlen)
 {
         static const char *const binds[] = {
-                "alternatives", /* libblas.so.3 and friends resolve through it */
-                "ld.so.cache",   "ld.so.conf", "ld.so.conf.d", "localtime",  "timezone",
-                "nsswitch.conf", "mime.types", "python3",      "python3.11",
+                "alternatives",     /* libblas.so.3 and friends resolve through it */
+                PYEXECD_PYTHON_ETC, /* python3.X: the stdlib's sitecustomize.py links there */
+                "ld.so.cache",      "ld.so.conf",    "ld.so.conf.d", "localtime",
+                "timezone",         "nsswitch.conf", "mime.types",   "python3",
         };
         char passwd[256], group[256];
         int r;

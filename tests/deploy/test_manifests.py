@@ -596,9 +596,10 @@ MODEL_OF = {
     ("v1", "Namespace"): "V1Namespace",
     ("apps/v1", "Deployment"): "V1Deployment",
     ("v1", "Service"): "V1Service",
-    # autoscaling/v2 is autoscaling/v2beta2 made GA, field for field (Debian's client,
-    # 22.x, predates the v2 models).
-    ("autoscaling/v2", "HorizontalPodAutoscaler"): "V2beta2HorizontalPodAutoscaler",
+    # autoscaling/v2 is autoscaling/v2beta2 made GA, field for field. Debian 12's client
+    # (22.x) predates the v2 models; Debian 13's (30.x) has only them.
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): ("V2HorizontalPodAutoscaler",
+                                                    "V2beta2HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"): "V1PodDisruptionBudget",
     ("networking.k8s.io/v1", "NetworkPolicy"): "V1NetworkPolicy",
 }
@@ -610,6 +611,8 @@ def check_k8s_schema(root, client):
         if kind == "Kustomization":
             continue
         model = MODEL_OF[(obj["apiVersion"], kind)]
+        if isinstance(model, tuple):  # the first model this client has
+            model = next((m for m in model if hasattr(client, m)), model[0])
         errors += _schema_errors(obj, model, kind, client)
     # Cloud Run's container and pod-level fields are a subset of Kubernetes' own.
     svc, tmpl, _ = cloudrun(root)

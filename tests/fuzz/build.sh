@@ -6,7 +6,8 @@
 #
 #   tests/fuzz/build.sh [BUILD_DIR]      (default: build-fuzz)
 #
-# Needs clang and libclang-rt-14-dev (libFuzzer's runtime), jansson and libseccomp.
+# Needs clang and libclang-rt-dev (libFuzzer's runtime, of clang's default version), jansson,
+# libseccomp and libpython3-dev (only for its version: src/sandbox/mount.c binds /etc/python3.X).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,7 +18,7 @@ TARGETS="request response config"
 
 if ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' |
         $CC -x c -fsanitize=fuzzer -o /dev/null - 2>/dev/null; then
-        echo "build.sh: $CC cannot link -fsanitize=fuzzer (apt-get install clang libclang-rt-14-dev)" >&2
+        echo "build.sh: $CC cannot link -fsanitize=fuzzer (apt-get install clang libclang-rt-dev)" >&2
         exit 1
 fi
 
@@ -28,7 +29,8 @@ out=$(cd "$out" && pwd)
 CFLAGS="-std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
         -Wno-unused-parameter -Wno-missing-field-initializers \
         -fsanitize=address,undefined -fno-sanitize-recover=all \
-        -I$top/src $(pkg-config --cflags jansson libseccomp) ${CFLAGS_EXTRA:-}"
+        -I$top/src $(pkg-config --cflags jansson libseccomp) ${CFLAGS_EXTRA:-} \
+        -DPYEXECD_PYTHON_ETC=\"python$(pkg-config --modversion python3-embed)\""
 LIBS="$(pkg-config --libs jansson libseccomp) -lm"
 
 rm -f "$out/fuzz-obj/"*.o "$out/libpyexecd-fuzz.a"

@@ -2,6 +2,7 @@
 and how much."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,17 @@ def test_mountns_root_is_only_the_documented_entries(server):
                "usr"}
     assert entries <= allowed, entries - allowed
     assert {"dev", "etc", "proc", "tmp", "usr"} <= entries
+
+
+def test_mountns_stdlib_links_into_etc_resolve(server):
+    """Debian links files of the stdlib into /etc/python3.X (sitecustomize.py): the
+    sandbox's generated /etc has that directory for the interpreter it embeds, whatever its
+    version, so a script's own `python3` sees the same stdlib as the zygote."""
+    stdlib = Path(f"/usr/lib/python3.{sys.version_info[1]}")
+    links = [str(p) for p in stdlib.iterdir()
+             if p.is_symlink() and os.readlink(p).startswith("/etc/") and p.exists()]
+    require(links, f"no symlink from {stdlib} into /etc on this host")
+    assert result_of(server.execute(stat_script(links))) == {p: "ok" for p in links}
 
 
 def test_mountns_service_binary_not_writable_through_proc_self_exe(server):
