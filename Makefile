@@ -7,7 +7,8 @@ PYTHON  ?= /usr/bin/python3
 PORT    ?= 8080
 MESON_OPTS ?=
 SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo "sudo -E")
-PYTEST  := $(PYTHON) -m pytest -p no:cacheprovider -q
+PYTEST_FLAGS ?= -q
+PYTEST  := $(PYTHON) -m pytest -p no:cacheprovider $(PYTEST_FLAGS)
 
 .PHONY: all deps build run test test-unit test-integration test-security test-deploy test-asan \
 	bench bench-phases soak fuzz image verify-image test-vm build-clang format clean

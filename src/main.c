@@ -26,6 +26,16 @@ extern char **environ;
 #define SHUTDOWN_GRACE_MS 8000 /* Cloud Run sends SIGKILL 10 s after SIGTERM */
 #define SHUTDOWN_FLUSH_MS 1000 /* then, to deliver the last answers */
 
+/* The narrowest flags that run pyexecd under Docker (README, "Deploying", which
+ * tests/deploy keeps in step with this; the docker lane of tests/vm runs them). */
+#define DOCKER_FLAGS                                                                      \
+        "--cap-drop ALL --cap-add SYS_ADMIN --cap-add SETUID --cap-add SETGID --cap-add " \
+        "SETPCAP --cap-add KILL --security-opt apparmor=unconfined --security-opt "       \
+        "seccomp=pyexecd-seccomp.json"
+#define SECCOMP_FILE                                                         \
+        "pyexecd-seccomp.json is deploy/seccomp.json, also in the image as " \
+        "/usr/share/pyexecd/seccomp.json"
+
 /* The part of the refusal that says how to start pyexecd where it failed, by where it
  * seems to run. Only a hint: the refusal itself comes from what could not be set up. */
 static const char *start_hint(void)
@@ -39,12 +49,12 @@ static const char *start_hint(void)
                        "run pyexecd under runc (Docker's default runtime; on Cloud Run, the "
                        "second-generation execution environment).";
         if (access("/.dockerenv", F_OK) == 0)
-                return "Start the container with: docker run -p 8080:8080 --cap-add SYS_ADMIN "
-                       "--security-opt apparmor=unconfined IMAGE (README, \"Deploying\", "
-                       "says what each flag grants).";
+                return "Start the container with: docker run -p 8080:8080 " DOCKER_FLAGS
+                       " IMAGE (" SECCOMP_FILE "; README, \"Deploying\", says what each flag "
+                       "grants).";
         if (access("/run/.containerenv", F_OK) == 0)
-                return "Start the container with: podman run -p 8080:8080 --cap-add SYS_ADMIN "
-                       "--security-opt apparmor=unconfined IMAGE (README, \"Deploying\").";
+                return "Start the container with: podman run -p 8080:8080 " DOCKER_FLAGS
+                       " IMAGE (" SECCOMP_FILE "; README, \"Deploying\").";
         return "It needs root, namespaces, a writable cgroup hierarchy and seccomp (README, "
                "\"Deploying\"; docs/THREAT-MODEL.md).";
 }

@@ -1374,7 +1374,7 @@ int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
                         goto fail;
                 if (cgroup_own_mount(ex->cgroups))
                         log_info("/sys/fs/cgroup is read-only here (a container's default): "
-                                 "mounted this container's cgroup2 hierarchy writable, in a "
+                                 "remounted it writable for pyexecd alone, in a "
                                  "mount namespace of pyexecd's own");
         }
         r = zygote_start(ex);

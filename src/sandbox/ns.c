@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,7 +39,13 @@ int netns_enter(int fd)
 }
 
 /* The probe child reports {step that failed, errno} over a pipe; {0, 0} is success. */
-enum { PROBE_UNSHARE = 1, PROBE_MOUNT = 2 };
+enum { PROBE_UNSHARE = 1, PROBE_MOUNT = 2, PROBE_PIVOT = 3 };
+
+/* A path that does not exist: pivot_root(2) checks CAP_SYS_ADMIN (which the unshare just
+ * proved) before it looks up its paths, so ENOENT means the call is allowed, and EPERM
+ * can only come from a seccomp filter, Docker's default profile for one: it refuses
+ * pivot_root even to a container granted CAP_SYS_ADMIN. */
+#define PROBE_NO_PATH "/.pyexecd-probe-does-not-exist"
 
 static _Noreturn void probe_child(uint32_t layers, int fd)
 {
@@ -53,6 +60,9 @@ static _Noreturn void probe_child(uint32_t layers, int fd)
                 msg[0] = PROBE_UNSHARE, msg[1] = (unsigned char) errno;
         else if (layers & LAYER_MOUNTNS && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
                 msg[0] = PROBE_MOUNT, msg[1] = (unsigned char) errno;
+        else if (layers & LAYER_MOUNTNS &&
+                 syscall(SYS_pivot_root, PROBE_NO_PATH, PROBE_NO_PATH) < 0 && errno == EPERM)
+                msg[0] = PROBE_PIVOT, msg[1] = (unsigned char) errno;
         _exit(write(fd, msg, sizeof(msg)) == (ssize_t) sizeof(msg) ? 0 : 1);
 }
 
@@ -92,8 +102,10 @@ int ns_probe(uint32_t layers, char *errbuf, size_t errlen)
                 return 0;
         (void) snprintf(errbuf, errlen, "%s: %s",
                         msg[0] == PROBE_UNSHARE ? "cannot create the sandbox's namespaces"
-                                                : "cannot change mount propagation in a new "
-                                                  "mount namespace",
+                        : msg[0] == PROBE_MOUNT ? "cannot change mount propagation in a new "
+                                                  "mount namespace"
+                                                : "pivot_root is refused by a seccomp filter "
+                                                  "(as Docker's default profile does)",
                         strerror(msg[1]));
         return -(int) msg[1];
 }

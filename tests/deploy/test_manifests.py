@@ -505,6 +505,11 @@ def check_dockerignore(root, repo):
             target = (mb.parent / name).resolve()
             if target.is_file() and repo.resolve() in target.parents:
                 needed.add(str(target.relative_to(repo.resolve())))
+    # ... and every file the Dockerfile COPYs from the context.
+    df = repo / "deploy" / "Dockerfile"
+    for _, instr, args in dockerfile_instructions(df) if df.exists() else []:
+        if instr == "COPY" and not args.startswith("--from") and args.split()[0] != ".":
+            needed.add(args.split()[0])
     for path in sorted(needed):
         assert not dockerignore_excludes(rules, path), f".dockerignore excludes {path}"
 

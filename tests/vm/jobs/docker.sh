@@ -1,9 +1,10 @@
 # shellcheck shell=sh
 # Guest job of the docker lane (tests/vm/vm.py): the image built from deploy/Dockerfile
 # on the host, loaded into this guest's Docker engine (cgroup v2, systemd driver), and
-# started the ways the README documents. QUICK=1 runs the contract and security suites
-# against the container instead of both whole suites. Every check prints PASS or FAIL;
-# the job fails if any check did.
+# started the ways the README documents: exactly its docker-run block, then (whole lane
+# only) --privileged. Every way it must not start is checked to refuse within 5 s with a
+# line that says why. QUICK=1 runs the contract and security suites against the container
+# instead of both whole suites. Every check prints PASS or FAIL; the job fails if any did.
 set -u
 # shellcheck source=tests/vm/jobs/lib-guest.sh
 . /job/lib-guest.sh
@@ -19,7 +20,6 @@ fail() {
         echo "FAIL: $*"
         failed=1
 }
-ms() { date +%s%3N; }
 
 step "systemctl start docker"
 if ! systemctl start docker; then
@@ -55,27 +55,58 @@ wait_ready() {
         return 1
 }
 
-# A container that must refuse to start: it exits non-zero by itself, and its last log
-# line names what is missing and the command that works.
+# Milliseconds a finished container ran, from the engine's own start and finish times.
+container_ms() {
+        docker inspect -f '{{.State.StartedAt}} {{.State.FinishedAt}}' "$1" | python3 -c '
+import sys
+from datetime import datetime
+def t(s):  # RFC 3339 with nanoseconds, which fromisoformat does not take
+    day, _, frac = s.rstrip("Z").partition(".")
+    return datetime.fromisoformat(day + "+00:00").timestamp() + float("0." + (frac or "0"))
+a, b = sys.stdin.read().split()
+print(round((t(b) - t(a)) * 1000))'
+}
+
+# A container that must refuse to start: it exits 1 by itself within 5 s of starting, and
+# its last log line starts "Cannot start:" and matches PATTERN (what failed, the way out).
 expect_refusal() {
         what=$1
-        shift
-        t=$(ms)
-        out=$(timeout 300 docker run --rm "$@" 2>&1)
-        code=$?
-        took=$(($(ms) - t))
-        last=$(printf '%s\n' "$out" | tail -n 1)
-        echo "   $what: exit $code after $took ms (container start included); last line:"
-        echo "   $last"
-        if [ "$code" = 124 ]; then
-                fail "$what: still running after 300 s (must refuse to start)"
-        elif [ "$code" = 0 ]; then
-                fail "$what: exited 0 (must refuse to start)"
-        elif ! printf '%s' "$last" | grep -q 'docker run'; then
-                fail "$what: the refusal does not give the docker run command that works"
-        else
-                pass "$what: refused to start, naming the command that works"
+        pattern=$2
+        shift 2
+        if ! cid=$(docker run -d "$@"); then
+                fail "$what: docker run itself failed"
+                return
         fi
+        code=$(timeout 300 docker wait "$cid") || code=timeout
+        took=$(container_ms "$cid")
+        last=$(docker logs "$cid" 2>&1 | tail -n 1)
+        docker rm -f "$cid" >/dev/null
+        echo "   $what: exit $code after $took ms in the container; last line:"
+        echo "   $last"
+        if [ "$code" = timeout ]; then
+                fail "$what: still running after 300 s (must refuse to start)"
+        elif [ "$code" != 1 ]; then
+                fail "$what: exit status $code (must refuse to start with 1)"
+        elif [ "$took" -gt 5000 ]; then
+                fail "$what: took $took ms to refuse (at most 5000)"
+        elif ! printf '%s' "$last" | grep -q "Cannot start: .*$pattern"; then
+                fail "$what: the refusal does not match: $pattern"
+        else
+                pass "$what: refused in $took ms, saying why and what to do"
+        fi
+}
+
+# The commands of the README's docker-run block (README, "Deploying"), continuations
+# joined, with the image name `pyexecd` replaced by this lane's.
+readme_commands() {
+        # shellcheck disable=SC2016 # Python, not shell
+        python3 -c '
+import re, sys
+text = open("README.md").read()
+block = re.search(r"<!-- docker-run:[^\n]*-->\n```sh\n(.*?)\n```", text, re.S).group(1)
+for line in block.replace("\\\n", " ").splitlines():
+    print(re.sub(r" pyexecd( |$)", " " + sys.argv[1] + r"\1", " ".join(line.split())))
+' "$IMAGE"
 }
 
 suites() {
@@ -87,10 +118,25 @@ suites() {
                 set -- tests/integration tests/security
         fi
         step "suites against the container ($label): $*"
-        if PYEXECD_URL=$URL python3 -m pytest -p no:cacheprovider -q -rs "$@"; then
+        if PYEXECD_URL=$URL python3 -m pytest -p no:cacheprovider -v --tb=short -rs "$@"; then
                 pass "suites against the container ($label)"
         else
                 fail "suites against the container ($label)"
+        fi
+}
+
+check_health() {
+        step "HEALTHCHECK"
+        health=starting
+        for _ in $(seq 60); do
+                health=$(docker inspect -f '{{.State.Health.Status}}' "$1")
+                [ "$health" = starting ] || break
+                sleep 5
+        done
+        if [ "$health" = healthy ]; then
+                pass "HEALTHCHECK: healthy"
+        else
+                fail "HEALTHCHECK: $health"
         fi
 }
 
@@ -125,41 +171,75 @@ for line in sys.stdin:
         docker rm "$cid" >/dev/null
 }
 
-# 1. What every reference README shows, without the flags pyexecd needs.
-step "plain docker run (no flags)"
-expect_refusal "docker run IMAGE" "$IMAGE"
-
-# 2. The README's command, exactly.
-step "docker run -d -p $PORT:8080 --privileged IMAGE"
-cid=$(docker run -d -p "$PORT:8080" --privileged "$IMAGE")
-if wait_ready "$cid"; then
-        pass "--privileged: /ready answers 200"
-        suites privileged
-        step "HEALTHCHECK"
-        health=starting
-        for _ in $(seq 60); do
-                health=$(docker inspect -f '{{.State.Health.Status}}' "$cid")
-                [ "$health" = starting ] || break
-                sleep 5
-        done
-        if [ "$health" = healthy ]; then
-                pass "HEALTHCHECK: healthy"
-        else
-                fail "HEALTHCHECK: $health"
-        fi
+# 1. The README's block, exactly: fetch the profile from the image, start the container.
+step "the README's docker run"
+readme_commands >/tmp/readme.sh
+cat /tmp/readme.sh
+mkdir -p /tmp/run && cd /tmp/run || exit 1
+cid=$(sh -e /tmp/readme.sh | tail -n 1)
+if cmp -s /tmp/run/pyexecd-seccomp.json /root/src/deploy/seccomp.json; then
+        pass "the image's /usr/share/pyexecd/seccomp.json is deploy/seccomp.json"
+else
+        fail "the profile fetched from the image differs from deploy/seccomp.json"
+fi
+cd /root/src || exit 1
+if [ -n "$cid" ] && wait_ready "$cid"; then
+        pass "README's command: /ready answers 200"
+        docker exec "$cid" sh -c 'grep -E "^(CapEff|Seccomp|NoNewPrivs)" /proc/1/status'
+        suites readme
+        check_health "$cid"
         stop_and_check_drain "$cid"
 else
-        fail "--privileged: not ready"
-        docker logs "$cid" 2>&1 | tail -n 20
-        docker rm -f "$cid" >/dev/null
+        fail "README's command: not ready"
+        [ -n "$cid" ] && docker logs "$cid" 2>&1 | tail -n 20 && docker rm -f "$cid" >/dev/null
 fi
 
-# 3. gVisor (Cloud Run's first generation): registered as a runtime, it must be refused.
+# 2. Each way short of it refuses, in time, with the command that works. The first is
+# what every reference README shows.
+SC=/tmp/run/pyexecd-seccomp.json
+AA="--security-opt apparmor=unconfined"
+CAPS="--cap-drop ALL --cap-add SYS_ADMIN --cap-add SETUID --cap-add SETGID --cap-add SETPCAP"
+step "docker run IMAGE, and the README's command short of one flag"
+expect_refusal "docker run IMAGE" "docker run .*seccomp=pyexecd-seccomp.json" "$IMAGE"
+# shellcheck disable=SC2086 # CAPS and AA are lists of words
+{
+        expect_refusal "without the seccomp profile" "pivot_root is refused by a seccomp filter" \
+                $CAPS --cap-add KILL $AA "$IMAGE"
+        expect_refusal "without apparmor=unconfined" "docker run" \
+                $CAPS --cap-add KILL --security-opt "seccomp=$SC" "$IMAGE"
+        expect_refusal "without SYS_ADMIN" "docker run" \
+                --cap-drop ALL --cap-add SETUID --cap-add SETGID --cap-add SETPCAP --cap-add KILL \
+                $AA --security-opt "seccomp=$SC" "$IMAGE"
+}
+
+# 3. --privileged, which works too (whole lane only: the same code paths as 1).
+if [ "$QUICK" != 1 ]; then
+        step "docker run -d -p $PORT:8080 --privileged IMAGE"
+        cid=$(docker run -d -p "$PORT:8080" --privileged "$IMAGE")
+        if wait_ready "$cid"; then
+                pass "--privileged: /ready answers 200"
+                step "contract suite against the container (privileged)"
+                if PYEXECD_URL=$URL python3 -m pytest -p no:cacheprovider -q \
+                        tests/integration/test_contract.py; then
+                        pass "contract suite against the container (privileged)"
+                else
+                        fail "contract suite against the container (privileged)"
+                fi
+                stop_and_check_drain "$cid"
+        else
+                fail "--privileged: not ready"
+                docker logs "$cid" 2>&1 | tail -n 20
+                docker rm -f "$cid" >/dev/null
+        fi
+fi
+
+# 4. gVisor (Cloud Run's first generation): registered as a runtime, it must be refused.
 step "runsc as a Docker runtime"
 if [ -x /usr/bin/runsc ]; then
         printf '{"runtimes": {"runsc": {"path": "/usr/bin/runsc"}}}\n' >/etc/docker/daemon.json
         if systemctl restart docker; then
-                expect_refusal "docker run --runtime=runsc" --runtime=runsc "$IMAGE"
+                expect_refusal "docker run --runtime=runsc --privileged" "This is gVisor" \
+                        --runtime=runsc --privileged "$IMAGE"
         else
                 fail "docker did not restart with runsc registered"
         fi
