@@ -125,8 +125,9 @@ def test_netns_only_a_down_loopback(server):
 
 
 def test_netns_host_interfaces_visible_without_layer():
+    # The host's interfaces, and its loopback up (a host with lo alone, such as a qemu
+    # guest without a network device, still tells the layer's down lo from its own).
     host = [name for _, name in socket.if_nameindex()]
-    require(host != ["lo"], "the host has no interface besides lo")
     got = result_of(exec_script(INTERFACES, disable="netns"))
     assert sorted(got) == sorted(host)
     assert got["lo"] == "up"
