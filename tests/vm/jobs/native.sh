@@ -8,6 +8,8 @@
 set -u
 # shellcheck source=tests/vm/jobs/lib-guest.sh
 . /job/lib-guest.sh
+# shellcheck source=tests/vm/jobs/lib-unit.sh
+. /job/lib-unit.sh
 banner
 unpack_source
 cd /root/src || exit 1
@@ -29,6 +31,8 @@ else
         step "make test"
         make test PYTEST_FLAGS="-v --tb=short" || rc=1
 fi
+step "systemd unit (deploy/systemd/pyexecd.service)"
+check_systemd_unit || rc=1
 check_no_leaked_cgroups || rc=1
 step "done, rc=$rc"
 exit $rc
