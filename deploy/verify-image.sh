@@ -2,9 +2,10 @@
 # Verifies deploy/Dockerfile on a machine without a Docker engine, with Debian's podman
 # (or buildah for the build alone) and a base image made locally by debootstrap:
 #
-#   1. base image: debootstrap --variant=minbase bookworm, trimmed like the official
-#      debian:bookworm-slim (no docs/man/locales, no apt lists), imported under the name
-#      the Dockerfile uses (docker.io/library/debian:bookworm-slim) unless already present;
+#   1. base image: debootstrap --variant=minbase SUITE (the suite of the Dockerfile's
+#      FROM debian:SUITE-slim), trimmed like the official slim image (no docs/man/locales,
+#      no apt lists), imported under the name the Dockerfile uses
+#      (docker.io/library/debian:SUITE-slim) unless already present;
 #   2. podman build --pull=never -f deploy/Dockerfile (image size reported);
 #   3. podman run --privileged --cgroupns=private -p HOST_PORT:8080, then GET /health,
 #      GET /ready (every layer on), POST /execute (the README's pandas example), the
@@ -63,7 +64,15 @@ HOST_PORT=${HOST_PORT:-18480}
 WORKDIR=${WORKDIR:-/var/tmp/pyexecd-verify}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 NICE=${NICE:-19}
-BASE=docker.io/library/debian:bookworm-slim
+SUITE=
+while read -r word image _; do # the suite of the first FROM debian:SUITE-slim (bash only:
+        # this runs before the check for missing tools)
+        if [ "$word" = FROM ] && [[ $image =~ ^debian:([a-z]+)-slim$ ]]; then
+                SUITE=${BASH_REMATCH[1]}
+                break
+        fi
+done <"${BASH_SOURCE[0]%/*}/Dockerfile"
+BASE=docker.io/library/debian:$SUITE-slim
 NAME=pyexecd-verify-$$
 
 say() { printf 'verify-image: %s\n' "$*" >&2; }
@@ -133,16 +142,18 @@ image_exists() {
         fi
 }
 
+[ -n "$SUITE" ] || die "deploy/Dockerfile: no FROM debian:SUITE-slim line to take the base suite from"
+
 # --- 1. base image ----------------------------------------------------------------------
 if image_exists "$BASE" && [ "${REBUILD_BASE:-0}" != 1 ]; then
         say "[1/4] base image $BASE already present, reused (REBUILD_BASE=1 to make it again)"
 else
         command -v debootstrap >/dev/null 2>&1 ||
                 missing "debootstrap" "Install with: apt-get install -y debootstrap (or provide $BASE in $ENGINE's storage)."
-        say "[1/4] debootstrap --variant=minbase bookworm $WORKDIR/rootfs $MIRROR"
+        say "[1/4] debootstrap --variant=minbase $SUITE $WORKDIR/rootfs $MIRROR"
         rm -rf "$WORKDIR/rootfs"
         mkdir -p "$WORKDIR"
-        nice -n "$NICE" debootstrap --variant=minbase bookworm "$WORKDIR/rootfs" "$MIRROR" \
+        nice -n "$NICE" debootstrap --variant=minbase "$SUITE" "$WORKDIR/rootfs" "$MIRROR" \
                 >"$WORKDIR/debootstrap.log" 2>&1 ||
                 die "debootstrap (log: $WORKDIR/debootstrap.log): $(tail -n 3 "$WORKDIR/debootstrap.log")"
         ROOTFS=$WORKDIR/rootfs
@@ -165,13 +176,13 @@ EOF
         cat >"$ROOTFS/etc/apt/sources.list.d/debian.sources" <<EOF
 Types: deb
 URIs: $MIRROR
-Suites: bookworm bookworm-updates
+Suites: $SUITE $SUITE-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
 URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
+Suites: $SUITE-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF

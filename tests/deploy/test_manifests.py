@@ -32,7 +32,7 @@ SERVED_PATHS = ("/health", "/ready")
 # The Dockerfile's runtime stage must install these Debian packages.
 RUNTIME_PACKAGES = {
     "python3", "python3-numpy", "python3-pandas",
-    "libmicrohttpd12", "libjansson4", "libseccomp2", "libpython3.11",
+    "libmicrohttpd12t64", "libjansson4", "libseccomp2", "libpython3.13",
 }
 # Never in the final image.
 FORBIDDEN_RUNTIME = re.compile(
@@ -429,7 +429,7 @@ def check_dockerfile_stages(root):
     froms = [a for _, i, a in instrs if i == "FROM"]
     assert len(froms) >= 2, "multi-stage: a build stage and a runtime stage"
     for f in froms:
-        assert f.split()[0] == "debian:bookworm-slim", f"FROM {f}"
+        assert f.split()[0] == "debian:trixie-slim", f"FROM {f}"
     assert froms[0].split()[-2:] == ["AS", "build"] or froms[0].split()[-2:] == ["as", "build"]
     build = " ".join(a for i, a in stage_of(instrs, 0) if i == "RUN")
     assert "meson setup" in build and "--buildtype=release" in build
@@ -859,7 +859,7 @@ MUTATIONS = [
     (check_cloudrun_probes_port, _edit("cloudrun/service.yaml", "path: /health", "path: /livez")),
     (check_cloudrun_probes_port, _edit("cloudrun/service.yaml", "containerPort: 8080", "containerPort: 9000")),
     (check_cloudbuild, _edit("cloudrun/cloudbuild.yaml", "--file=deploy/Dockerfile", "--file=Dockerfile")),
-    (check_dockerfile_stages, _edit("Dockerfile", "FROM debian:bookworm-slim AS runtime", "FROM debian:bookworm AS runtime")),
+    (check_dockerfile_stages, _edit("Dockerfile", "FROM debian:trixie-slim AS runtime", "FROM debian:trixie AS runtime")),
     (check_dockerfile_stages, _edit("Dockerfile", "--buildtype=release -Dtests=disabled /tmp/build",
                                     "--buildtype=release /tmp/build")),
     (check_dockerfile_runtime, _edit("Dockerfile", "        python3-pandas \\", "        python3-pandas \\\n        gcc \\")),

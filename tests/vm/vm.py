@@ -8,13 +8,17 @@ guest has no network and no shared folder). Lanes:
 
   v2-native   Debian 12 guest: the whole `make test`, built from this tree in the guest
               (unit, integration with the short soak, security with PYEXECD_MUST_WORK=1,
-              deploy), then the cgroup checks of jobs/cgroup-checks.sh.
+              deploy), then deploy/systemd/pyexecd.service run as a unit (and a control
+              without its Delegate= and OOMPolicy= lines), then no cgroup left behind
+              (jobs/native.sh, jobs/lib-unit.sh).
   docker      Debian 12 guest with Docker's engine: the image of deploy/Dockerfile, built
-              on the host with podman and `docker load`ed in the guest, started as the
-              README says, and tested through its port (jobs/docker.sh).
-  debian-13   Debian 13 guest (its own Python, numpy, pandas): the whole `make test`.
+              on the host with podman and `docker load`ed in the guest, started exactly as
+              the README's docker-run block says and tested through its port, every flag of
+              it shown to be needed, --privileged, gVisor refused (jobs/docker.sh).
+  debian-13   Debian 13 guest (its own Python, numpy, pandas): as v2-native.
   quick       v2-native and docker, each with the tests that matter for a host (the
-              cgroup, security and contract tests) instead of the whole suite: CI's lane.
+              cgroup, namespace, fail-closed and contract tests; against the container,
+              the contract and security suites) instead of the whole suite: CI's lane.
 
 Images are cached in --cache (default /var/cache/pyexecd-vm, kept across clones) under a
 key of everything they are built from (mkimage.sh, guest/, scripts/install-deps, the
@@ -55,7 +59,7 @@ LANES = {
     "docker": dict(image="bookworm", job="docker.sh", container=True, minutes=50, mem=3072),
     "debian-13": dict(image="trixie", job="native.sh", container=False, minutes=50, mem=3072),
 }
-QUICK = {"v2-native": 25, "docker": 30}  # lane: minutes allowed in quick form
+QUICK = {"v2-native": 15, "docker": 15}  # lane: minutes allowed in quick form
 ALL = ["v2-native", "docker", "debian-13"]
 
 CONTAINER_IMAGE = "pyexecd:vm"
