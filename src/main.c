@@ -114,12 +114,17 @@ static int self_check(Executor *ex, const Config *cfg)
         ApiResponse resp = {0};
         int r = run_sync(ex, cfg, probe, sizeof(probe) - 1, &resp);
 
-        if (r < 0)
-                return log_errno(LOG_LEVEL_ERROR, r, NULL, "Start-up self-check failed");
+        if (r < 0) {
+                log_event(LOG_LEVEL_ERROR, NULL, NULL,
+                          "Cannot start: the start-up self-check failed: %s. %s", strerror(-r),
+                          start_hint());
+                return r;
+        }
         if (resp.code != API_OK || !strstr(resp.body, "\"result\":42")) {
                 log_event(LOG_LEVEL_ERROR, NULL, NULL,
-                          "Start-up self-check failed: a trivial script answered %s: %.300s",
-                          api_code_name(resp.code), resp.body);
+                          "Cannot start: the start-up self-check failed: a trivial script "
+                          "answered %s: %.300s. %s",
+                          api_code_name(resp.code), resp.body, start_hint());
                 response_done(&resp);
                 return -EPROTO;
         }
@@ -260,6 +265,8 @@ int main(int argc, char **argv)
                          names);
         }
         r = ns_probe(_LAYER_ALL & ~cfg.disabled_layers, errbuf, sizeof(errbuf));
+        if (r >= 0)
+                r = caps_probe(_LAYER_ALL & ~cfg.disabled_layers, errbuf, sizeof(errbuf));
         if (r >= 0)
                 r = executor_new(&cfg, &ex, errbuf, sizeof(errbuf));
         if (r < 0) {

@@ -6,12 +6,15 @@
  * result instead of trusting it. */
 #include <errno.h>
 #include <linux/capability.h>
+#include <stdio.h>
+#include <string.h>
 #include <linux/securebits.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "sandbox/sandbox.h"
+#include "util/macro.h"
 
 int caps_drop_bounding(void)
 {
@@ -51,4 +54,48 @@ int caps_verify_none(void)
                 if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) > 0)
                         return -EPERM;
         return 0;
+}
+
+int caps_probe(uint32_t layers, char *errbuf, size_t errlen)
+{
+        /* What the credentials layer needs of the service's own effective set. CAP_SYS_ADMIN
+         * is ns_probe()'s. A container granted less fails here, before the zygote, rather
+         * than at the self-check, or (CAP_KILL) never: the service would start and then be
+         * unable to stop a script at its time limit. */
+        static const struct {
+                unsigned cap;
+                const char *name, *need;
+        } need[] = {
+                {CAP_SETUID, "CAP_SETUID", "each sandbox's own uid"},
+                {CAP_SETGID, "CAP_SETGID", "each sandbox's own gid"},
+                {CAP_SETPCAP, "CAP_SETPCAP", "emptying a sandbox's bounding set"},
+                {CAP_KILL, "CAP_KILL", "stopping a script, of another uid, at its time limit"},
+        };
+        struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+        struct __user_cap_data_struct d[2];
+        size_t off = 0;
+
+        if (!(layers & LAYER_CREDENTIALS))
+                return 0; /* sandboxes stay root: nothing to change, and root may signal root */
+        if (syscall(SYS_capget, &h, d) < 0) {
+                int r = -errno;
+                (void) snprintf(errbuf, errlen, "cannot read this process's capabilities: %s",
+                                strerror(-r));
+                return r;
+        }
+        errbuf[0] = '\0';
+        for (size_t i = 0; i < ELEMENTSOF(need); i++) {
+                unsigned cap = need[i].cap;
+                int n;
+
+                if (d[cap / 32].effective & (1u << (cap % 32)))
+                        continue;
+                n = snprintf(errbuf + off, errlen - off, "%s%s (%s)",
+                             off ? ", " : "it lacks the capabilities ", need[i].name,
+                             need[i].need);
+                if (n < 0 || (size_t) n >= errlen - off)
+                        break;
+                off += (size_t) n;
+        }
+        return errbuf[0] ? -EPERM : 0;
 }

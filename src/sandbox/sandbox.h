@@ -90,6 +90,9 @@ int netns_enter(int fd);
 int ns_probe(uint32_t layers, char *errbuf, size_t errlen);
 
 /* caps.c */
+/* Start-up check: the service holds the capabilities the layers need besides
+ * CAP_SYS_ADMIN. Returns 0 or -EPERM with the missing ones (and what for) in errbuf. */
+int caps_probe(uint32_t layers, char *errbuf, size_t errlen);
 int caps_drop_bounding(void);
 int caps_verify_none(void);
 

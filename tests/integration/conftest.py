@@ -27,18 +27,16 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+from urlmode import SERVER_URL, hooks, parse_server_url, skip_in_url_mode
 
 SUITE = Path(__file__).resolve().parent
 REPO = SUITE.parents[1]
 BINARY = os.environ.get("PYEXECD_BIN", str(REPO / "build" / "pyexecd"))
-SERVER_URL = os.environ.get("PYEXECD_URL", "")
-NEEDS_PROCESS = "needs a server process of its own (PYEXECD_URL mode)"
 
 STARTUP_TIMEOUT = 60  # seconds; the zygote imports pandas before the server listens
 STOP_GRACE = 10  # seconds between SIGTERM and SIGKILL
@@ -100,18 +98,6 @@ def clean_env(**overrides) -> dict:
            if k != "PORT" and not k.startswith("PYEXECD_")}
     env.update(overrides)
     return env
-
-
-def url_mode_reason(detail=None):
-    return f"{NEEDS_PROCESS}: {detail}" if detail else NEEDS_PROCESS
-
-
-def skip_in_url_mode(detail=None):
-    """In PYEXECD_URL mode, skips the test from here on: what follows needs a
-    server process of its own. A skip even with PYEXECD_MUST_WORK=1, which is
-    about what the host can do, not about which server is tested."""
-    if SERVER_URL:
-        pytest.skip(url_mode_reason(detail))
 
 
 def run_binary(*args, env=None, stdin=None, timeout=STARTUP_TIMEOUT * 2):
@@ -191,19 +177,6 @@ class Client:
 
     def get(self, path) -> Response:
         return self.request("GET", path)
-
-
-def parse_server_url(url):
-    """(host, port) of an http:// URL without a path; UsageError otherwise."""
-    parts = urllib.parse.urlsplit(url)
-    try:
-        port = parts.port or 80
-    except ValueError:  # a port that is not a number
-        port = None
-    if (parts.scheme != "http" or not parts.hostname or port is None
-            or parts.path not in ("", "/") or parts.query or parts.fragment):
-        raise pytest.UsageError(f"PYEXECD_URL={url!r}: expected http://HOST[:PORT]")
-    return parts.hostname, port
 
 
 class RemoteServer(Client):
@@ -402,36 +375,8 @@ def unique_marker():
 # -- PYEXECD_URL mode ----------------------------------------------------------
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "needs_process(detail=None): the test needs a server process of its "
-        "own (its pid, children, logs or host); skipped in PYEXECD_URL mode")
-    if SERVER_URL:
-        parse_server_url(SERVER_URL)
-
-
-def in_this_suite(config, nodeid):
-    return (config.rootpath / nodeid.split("::", 1)[0]).resolve().is_relative_to(SUITE)
-
-
-def pytest_collection_modifyitems(config, items):
-    if not SERVER_URL:
-        return
-    for item in items:
-        mark = item.get_closest_marker("needs_process")
-        if mark is not None and in_this_suite(config, item.nodeid):
-            item.add_marker(pytest.mark.skip(reason=url_mode_reason(*mark.args)))
-
-
-def pytest_terminal_summary(terminalreporter, config):
-    """The count of the URL-mode skips, apart from -rs's list of every reason."""
-    if not SERVER_URL:
-        return
-    skipped = [r for r in terminalreporter.stats.get("skipped", [])
-               if NEEDS_PROCESS in str(r.longrepr) and in_this_suite(config, r.nodeid)]
-    terminalreporter.write_line(
-        f"PYEXECD_URL mode: {len(skipped)} tests of {SUITE.relative_to(REPO)} need a "
-        "server process of their own and were skipped")
+pytest_configure, pytest_collection_modifyitems, pytest_terminal_summary = hooks(
+    SUITE, REPO, "its pid, children, logs or host")
 
 
 # -- fixtures ------------------------------------------------------------------

@@ -5,6 +5,8 @@ import json
 import shutil
 import subprocess
 
+import pytest
+
 from .conftest import BINARY, clean_env, require, require_binary, require_root
 
 
@@ -49,6 +51,39 @@ def test_refuses_before_the_zygote_without_cap_sys_admin():
     assert proc.returncode == 1, proc.stderr
     assert "Cannot start: cannot create the sandbox's namespaces" in proc.stderr, proc.stderr
     assert "zygote" not in proc.stderr and "listening" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("cap", ["kill", "setpcap", "setuid", "setgid"])
+def test_refuses_before_the_zygote_without_a_credentials_capability(cap):
+    """A container granted CAP_SYS_ADMIN but not one of these: without CAP_KILL pyexecd
+    would start and serve, and then fail to stop a script at its time limit (measured in a
+    Docker container: "Failed to kill sandbox: Operation not permitted", the script ran
+    on); without the others the self-check would fail later, after the zygote."""
+    require_binary()
+    require_root()
+    require(shutil.which("setpriv"), "setpriv is not installed")
+    proc = run_server_briefly("setpriv", f"--bounding-set=-{cap}", f"--inh-caps=-{cap}",
+                              BINARY, "--listen", "127.0.0.1", "--port", "0",
+                              "--log-format", "json")
+    assert proc.returncode == 1, proc.stderr
+    assert f"Cannot start: it lacks the capabilities CAP_{cap.upper()} (" in proc.stderr, \
+        proc.stderr
+    assert "zygote" not in proc.stderr and "listening" not in proc.stderr, proc.stderr
+
+
+def test_starts_without_those_capabilities_when_sandboxes_stay_root():
+    """With the credentials layer off the sandboxes keep root, and need none of them: the
+    check is the layer's, not a blanket one."""
+    require_binary()
+    require_root()
+    require(shutil.which("setpriv"), "setpriv is not installed")
+    drop = "-kill,-setpcap,-setuid,-setgid"
+    proc = subprocess.run(["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}",
+                           BINARY, "exec", "--preload", "", "--disable-layers", "credentials",
+                           "-"], input="def main():\n    return 42\n", capture_output=True,
+                          text=True, timeout=120, env=clean_env())
+    assert "it lacks the capabilities" not in proc.stderr, proc.stderr
+    assert json.loads(proc.stdout)["result"] == 42, proc.stderr
 
 
 def test_disabled_layer_is_logged_and_shown(layer_off_server):

@@ -2,9 +2,10 @@
 # Guest job of the docker lane (tests/vm/vm.py): the image built from deploy/Dockerfile
 # on the host, loaded into this guest's Docker engine (cgroup v2, systemd driver), and
 # started the ways the README documents: exactly its docker-run block, then (whole lane
-# only) --privileged. Every way it must not start is checked to refuse within 5 s with a
-# line that says why. QUICK=1 runs the contract and security suites against the container
-# instead of both whole suites. Every check prints PASS or FAIL; the job fails if any did.
+# only) --privileged. Every way it must not start (no profile, no AppArmor exception, each
+# capability short) is checked to refuse within 5 s with a line that says why. QUICK=1
+# runs the contract and security suites against the container instead of both whole
+# suites. Every check prints PASS or FAIL; the job fails if any did.
 set -u
 # shellcheck source=tests/vm/jobs/lib-guest.sh
 . /job/lib-guest.sh
@@ -210,6 +211,14 @@ expect_refusal "docker run IMAGE" "docker run .*seccomp=pyexecd-seccomp.json" "$
         expect_refusal "without SYS_ADMIN" "docker run" \
                 --cap-drop ALL --cap-add SETUID --cap-add SETGID --cap-add SETPCAP --cap-add KILL \
                 $AA --security-opt "seccomp=$SC" "$IMAGE"
+        # Each of the other four (without KILL it would serve, unable to stop a script).
+        for cap in SETUID SETGID SETPCAP KILL; do
+                others=$(for c in SYS_ADMIN SETUID SETGID SETPCAP KILL; do
+                        [ "$c" = "$cap" ] || printf ' --cap-add %s' "$c"
+                done)
+                expect_refusal "without $cap" "lacks the capabilities CAP_$cap .*docker run" \
+                        --cap-drop ALL $others $AA --security-opt "seccomp=$SC" "$IMAGE"
+        done
 }
 
 # 3. --privileged, which works too (whole lane only: the same code paths as 1).
