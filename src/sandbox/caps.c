@@ -91,8 +91,7 @@ int caps_probe(uint32_t layers, char *errbuf, size_t errlen)
                 if (d[cap / 32].effective & (1u << (cap % 32)))
                         continue;
                 n = snprintf(errbuf + off, errlen - off, "%s%s (%s)",
-                             off ? ", " : "it lacks the capabilities ", need[i].name,
-                             need[i].need);
+                             off ? ", " : "it lacks the capabilities ", need[i].name, need[i].need);
                 if (n < 0 || (size_t) n >= errlen - off)
                         break;
                 off += (size_t) n;
