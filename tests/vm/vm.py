@@ -16,9 +16,10 @@ guest has no network and no shared folder). Lanes:
               the README's docker-run block says and tested through its port, every flag of
               it shown to be needed, --privileged, gVisor refused (jobs/docker.sh).
   debian-13   Debian 13 guest (its own Python, numpy, pandas): as v2-native.
-  quick       v2-native and docker, each with the tests that matter for a host (the
-              cgroup, namespace, fail-closed and contract tests; against the container,
-              the contract and security suites) instead of the whole suite: CI's lane.
+  quick       the three, each with the tests that matter for a host (the cgroup,
+              namespace, fail-closed and contract tests, the systemd unit; against the
+              container, the contract and security suites) instead of the whole suite:
+              CI's lane (`.ci/run`).
 
 Images are cached in --cache (default /var/cache/pyexecd-vm, kept across clones) under a
 key of everything they are built from (mkimage.sh, guest/, scripts/install-deps, the
@@ -59,7 +60,7 @@ LANES = {
     "docker": dict(image="bookworm", job="docker.sh", container=True, minutes=50, mem=3072),
     "debian-13": dict(image="trixie", job="native.sh", container=False, minutes=50, mem=3072),
 }
-QUICK = {"v2-native": 15, "docker": 15}  # lane: minutes allowed in quick form
+QUICK = {"v2-native": 15, "docker": 15, "debian-13": 15}  # lane: minutes allowed in quick form
 ALL = ["v2-native", "docker", "debian-13"]
 
 CONTAINER_IMAGE = "pyexecd:vm"

@@ -12,7 +12,8 @@ banner() {
                 "cgroup fs $(stat -fc %T /sys/fs/cgroup), controllers:" \
                 "$(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null)"
         step "python $(python3 -c 'import sys, numpy, pandas; print(sys.version.split()[0], "numpy", numpy.__version__, "pandas", pandas.__version__)' 2>&1)"
-        step "$(nproc) CPUs, $(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo) MiB"
+        step "$(nproc) CPUs, $(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo) MiB," \
+                "$(systemctl --version | head -n 1)"
 }
 
 # The tree from the host, unpacked where a developer's clone would be.
