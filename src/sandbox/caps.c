@@ -6,9 +6,9 @@
  * result instead of trusting it. */
 #include <errno.h>
 #include <linux/capability.h>
+#include <linux/securebits.h>
 #include <stdio.h>
 #include <string.h>
-#include <linux/securebits.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -40,13 +40,21 @@ int caps_drop_bounding(void)
         return 0;
 }
 
-int caps_verify_none(void)
+/* This process's capability sets (64 bits in two words). */
+static int caps_get(struct __user_cap_data_struct d[2])
 {
         struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-        struct __user_cap_data_struct d[2];
 
-        if (syscall(SYS_capget, &h, d) < 0)
-                return -errno;
+        return syscall(SYS_capget, &h, d) < 0 ? -errno : 0;
+}
+
+int caps_verify_none(void)
+{
+        struct __user_cap_data_struct d[2];
+        int r = caps_get(d);
+
+        if (r < 0)
+                return r;
         for (int i = 0; i < 2; i++)
                 if (d[i].effective || d[i].permitted || d[i].inheritable)
                         return -EPERM;
@@ -71,14 +79,13 @@ int caps_probe(uint32_t layers, char *errbuf, size_t errlen)
                 {CAP_SETPCAP, "CAP_SETPCAP", "emptying a sandbox's bounding set"},
                 {CAP_KILL, "CAP_KILL", "stopping a script, of another uid, at its time limit"},
         };
-        struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
         struct __user_cap_data_struct d[2];
         size_t off = 0;
+        int r;
 
         if (!(layers & LAYER_CREDENTIALS))
                 return 0; /* sandboxes stay root: nothing to change, and root may signal root */
-        if (syscall(SYS_capget, &h, d) < 0) {
-                int r = -errno;
+        if ((r = caps_get(d)) < 0) {
                 (void) snprintf(errbuf, errlen, "cannot read this process's capabilities: %s",
                                 strerror(-r));
                 return r;
