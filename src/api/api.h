@@ -9,7 +9,7 @@
 
 #include "pool/outcome.h"
 
-/* Stable machine codes of the contract (DESIGN.md section 1). */
+/* Stable machine codes of the contract (docs/design/DESIGN.md section 1). */
 typedef enum ApiCode {
         API_OK,
         API_INVALID_REQUEST,

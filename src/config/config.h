@@ -15,7 +15,7 @@
 #define CONFIG_LISTEN_MAX  64
 #define CONFIG_PATH_MAX    4096
 
-/* The isolation layers of a sandbox (DESIGN.md section 3). All are on by default; an
+/* The isolation layers of a sandbox (docs/design/DESIGN.md section 3). All are on by default; an
  * operator may switch one off by name (--disable-layers), which is logged at every start
  * and shown by /ready and --print-config. */
 typedef enum Layer {

@@ -58,7 +58,7 @@ static int init_interpreter(char *errbuf, size_t errlen)
 
         /* Python objects in glibc's heap rather than in pymalloc's 256 KiB arenas: one
          * large region the zygote can back with huge pages (see zygote.c), which makes
-         * every fork copy ~30x fewer page-table entries (notes/kernel-costs.md section 2). */
+         * every fork copy ~30x fewer page-table entries (docs/design/kernel-costs.md section 2). */
         PyPreConfig_InitIsolatedConfig(&preconfig);
         preconfig.allocator = PYMEM_ALLOCATOR_MALLOC;
         st = Py_PreInitialize(&preconfig);

@@ -1,6 +1,6 @@
 /* Per-slot cgroups, set up by the supervisor at start (single-threaded, before the zygote)
  * and reused for every sandbox of the slot: creating and removing a memory cgroup per
- * request leaves "dying" cgroups behind on v1 (notes/kernel-costs.md section 6).
+ * request leaves "dying" cgroups behind on v1 (docs/design/kernel-costs.md section 6).
  *
  *   v2: <own cgroup>/pyexecd-<pid>/slot-N with memory.max, memory.swap.max=0,
  *       memory.oom.group=1 (an OOM kills the whole sandbox), pids.max, cpu.weight.

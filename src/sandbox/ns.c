@@ -1,6 +1,6 @@
 /* Namespaces that are costly to create and tear down are made once per slot and
  * re-entered: a network namespace costs ~0.4 ms to create plus ~0.4 ms of kernel worker
- * time to destroy, with a p99 of several ms (notes/kernel-costs.md section 3). One per slot
+ * time to destroy, with a p99 of several ms (docs/design/kernel-costs.md section 3). One per slot
  * (not one shared by all) because abstract unix sockets are scoped by network namespace:
  * two concurrent sandboxes must not be able to reach each other through one. A slot is
  * reused only once its previous sandbox is entirely dead, and with it every socket it

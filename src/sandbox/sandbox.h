@@ -1,5 +1,5 @@
-/* The sandbox a script runs in (DESIGN.md section 3), applied by the freshly cloned child
- * before any user code, plus the pieces the zygote and the supervisor prepare once.
+/* The sandbox a script runs in (docs/design/DESIGN.md section 3), applied by the freshly cloned
+ * child before any user code, plus the pieces the zygote and the supervisor prepare once.
  *
  * Each step of sandbox_enter() is one SandboxStage; a failure names its stage and errno,
  * the child reports it and exits, and the supervisor answers 500 (fail closed: a script

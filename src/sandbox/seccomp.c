@@ -1,7 +1,7 @@
 /* The seccomp filter, built once in the zygote with libseccomp, exported as a BPF program,
  * and loaded by each sandbox as its very last set-up step with seccomp(2): loading a
  * pre-built program costs ~0.1 ms against ~0.4 ms for building it in every child
- * (notes/kernel-costs.md section 5).
+ * (docs/design/kernel-costs.md section 5).
  *
  * Policy: a deny-list. The product promises `os`, `subprocess`, `threading` and
  * `multiprocessing`; Python's `os` module alone wraps a few hundred system calls, and an
@@ -24,7 +24,7 @@
  *   - sockets of any family but AF_UNIX (the network namespace has no usable interface
  *     anyway; this also closes netlink, packet, vsock, and the like);
  *   - every non-native architecture (i386 and x32 system-call numbers).
- * The allow-list alternative was measured in notes/kernel-costs.md section 5: its 78 rules
+ * The allow-list alternative was measured in docs/design/kernel-costs.md section 5: its 78 rules
  * covered a broad numpy/pandas workload but refused fork and subprocess, which this product
  * must allow; moving to an allow-list is a follow-up that needs that workload as a test. */
 #include <errno.h>

@@ -307,7 +307,7 @@ static int reap(int sock)
 
 /* Backs the zygote's anonymous writable mappings (the heap with every preloaded Python
  * object) with transparent huge pages. fork() then copies one PMD entry per 2 MiB instead of
- * 512 PTEs, and exit frees as much less: measured in notes/kernel-costs.md section 2 (fork
+ * 512 PTEs, and exit frees as much less: measured in docs/design/kernel-costs.md section 2 (fork
  * 0.9 -> 0.4 ms for this image). A child's copy-on-write fault still copies only 4 KiB.
  * Best effort: a kernel without MADV_COLLAPSE or a fragmented host just keeps small pages.
  * Returns the bytes now in huge pages. */

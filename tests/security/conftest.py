@@ -68,7 +68,7 @@ CONCURRENCY = 2  # slots of every server here: the cross-sandbox tests need two
 SECRET = "pyexecd-secret-" + uuid.uuid4().hex
 SERVER_ENV = {"SECRET_TOKEN": SECRET, "PYEXECD_LOG_LEVEL": "info"}
 
-# The complete environment of a sandbox (DESIGN.md section 3, plus the thread
+# The complete environment of a sandbox (docs/design/DESIGN.md section 3, plus the thread
 # pins of the numeric libraries).
 SANDBOX_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

@@ -123,7 +123,7 @@ def test_mountns_service_binary_not_writable_through_proc_self_exe(server):
 
 
 def test_mountns_service_binary_not_readable_through_proc_self_exe(server):
-    """Nothing of the service's binary directory is in the view (DESIGN.md
+    """Nothing of the service's binary directory is in the view (docs/design/DESIGN.md
     section 3). Every sandbox is a fork of the zygote, so /proc/self/exe names the
     zygote's executable: the zygote runs from a sealed in-memory copy of the binary
     (no host path), which only root may open. (The code itself is of course mapped

@@ -850,7 +850,7 @@ static void test_response_ready(void **state)
 
 static void test_code_table(void **state)
 {
-        /* DESIGN.md section 1, plus the routing codes. */
+        /* docs/design/DESIGN.md section 1, plus the routing codes. */
         static const struct {
                 ApiCode code;
                 const char *name;
