@@ -5,12 +5,13 @@
  *
  *   QUEUED -> SPAWNING -> HELLO -> [READY, warm only] -> RUNNING -> answered -> retired
  *
- * It is answered when its result frame is complete (with a pid namespace the sandbox,
- * PID 1, has then killed and reaped everything else the script started) or, for every
- * other end (timeout, output limit, crash, ...), only once the zygote has reaped the
- * sandbox and every descriptor reached EOF: PID 1's exit means every process of the
- * script is dead. It is retired, and its slot released, only after that reap in all
- * cases.
+ * Every process of a job is killed before it is answered. A complete result frame ends
+ * the job (the script may have written it itself, so the job is killed there too); with
+ * cgroup.kill (v2, Linux 5.14) every process of the sandbox gets SIGKILL at once and the
+ * answer goes at once. Otherwise, and for every other end (timeout, output limit, crash,
+ * ...), the answer waits until the zygote has reaped the sandbox and every descriptor
+ * reached EOF: with a pid namespace, PID 1's exit means every process of the script is
+ * dead. A job is retired, and its slot released, only after that reap in all cases.
  *
  * Slots: every sandbox holds one of config_slots() slots (cfg->concurrency for running
  * requests, cfg->pool_size more for warm sandboxes); the slot picks the sandbox's uid,
@@ -126,6 +127,7 @@ struct Job {
         bool exited;
         int wait_status;
         bool killed;
+        bool all_killed; /* every process of the job at once (cgroup.kill), not only PID 1 */
         ExecEnd end;
         const char *internal_what;
         int internal_errno;
@@ -183,7 +185,7 @@ struct Executor {
         unsigned busy;            /* sandboxes serving a request (at most cfg->concurrency) */
         unsigned warm;            /* warm sandboxes not yet adopted */
         uint64_t warm_retry_usec; /* after a warm sandbox failed its set-up */
-        bool early_answer;        /* answer at the frame, not at the reap (pid namespace on) */
+        bool kill_at_once;        /* cgroup.kill: answer at the frame, not at the reap */
         bool background_warm;     /* warm sandboxes wait at a lower priority (see adopt) */
         int nice;                 /* the service's own nice value: a request's priority */
         uint64_t next_token;
@@ -235,11 +237,22 @@ static void job_free(Job *j)
         free(j);
 }
 
-static void job_kill(Job *j)
+/* SIGKILLs every process of the job. With cgroup.kill, all of them at once: none runs
+ * another instruction after this returns (the kernel has queued the signal on each and
+ * kicked those running), so the request may be answered now. Without it, PID 1 through
+ * its pidfd (no pid-reuse race); with a pid namespace its exit kills the rest, so the
+ * request is answered only once it is reaped. */
+static void job_kill(Executor *ex, Job *j)
 {
         if (j->killed || j->pidfd < 0 || j->exited)
                 return;
-        /* The pidfd names this very process: no pid-reuse race. */
+        if (ex->kill_at_once) {
+                int r = cgroup_kill(ex->cgroups, j->slot);
+                if (r < 0)
+                        log_errno(LOG_LEVEL_ERROR, -r, j->request_id,
+                                  "Failed to kill the cgroup of sandbox %d", (int) j->pid);
+                j->all_killed = r == 0;
+        }
         if (syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
                 log_errno(LOG_LEVEL_ERROR, errno, j->request_id, "Failed to kill sandbox %d",
                           (int) j->pid);
@@ -247,21 +260,21 @@ static void job_kill(Job *j)
 }
 
 /* Ends a job for a reason of the service (not of the script). */
-static void job_fail(Job *j, const char *what, int err)
+static void job_fail(Executor *ex, Job *j, const char *what, int err)
 {
         if (j->end == EXEC_END_NORMAL) {
                 j->end = EXEC_END_INTERNAL;
                 j->internal_what = what;
                 j->internal_errno = err < 0 ? -err : err;
         }
-        job_kill(j);
+        job_kill(ex, j);
 }
 
-static void job_end(Job *j, ExecEnd end)
+static void job_end(Executor *ex, Job *j, ExecEnd end)
 {
         if (j->end == EXEC_END_NORMAL)
                 j->end = end;
-        job_kill(j);
+        job_kill(ex, j);
 }
 
 /* The result frame, once the sandbox sent all of it: [u64 length][frame]. */
@@ -388,24 +401,29 @@ static void maybe_finish(Executor *ex, Job *j)
         if (j->finished || j->state == JOB_SPAWNING)
                 return; /* the zygote still owes us an answer */
 
-        /* Early answer: with a pid namespace, the sandbox kills and reaps every other
-         * process of its namespace before it sends its frame (zygote.c), so once the
-         * frame is complete nothing of the script runs but the exiting PID 1. Its exit
-         * (tearing down a copy of the 64 MiB image) need not delay the response; the
-         * slot is released only when it is reaped. Output written before the frame is
-         * already in the pipes. */
+        /* A complete frame ends the job: the harness sends it last, after killing and
+         * reaping everything else the script started, and exits. But the script can write
+         * one itself (nothing in its process can be trusted) and go on running, so every
+         * process of the job is killed here, before anything is answered. When that kill
+         * reached all of them at once (cgroup.kill), the answer goes now, and the exit
+         * (tearing down a copy of the 64 MiB image) is off the request path; the slot is
+         * released only once the sandbox is reaped. Otherwise the answer waits for that
+         * reap. Output written before the frame is already in the pipes. */
         if (!j->answered && j->done && j->end == EXEC_END_NORMAL && j->state == JOB_RUNNING &&
-            ex->early_answer && frame_complete(j, &frame, &len)) {
-                bool over = false;
-                if (j->out >= 0 && drain(j->out, &j->out_buf, &over))
-                        job_close_fd(ex, &j->out);
-                if (j->err >= 0 && drain(j->err, &j->err_buf, &over))
-                        job_close_fd(ex, &j->err);
-                if (!j->finished_usec)
-                        j->finished_usec = now_usec();
-                if (over)
-                        job_end(j, EXEC_END_OUTPUT_LIMIT);
-                answer(ex, j);
+            frame_complete(j, &frame, &len)) {
+                job_kill(ex, j);
+                if (j->all_killed) {
+                        bool over = false;
+                        if (j->out >= 0 && drain(j->out, &j->out_buf, &over))
+                                job_close_fd(ex, &j->out);
+                        if (j->err >= 0 && drain(j->err, &j->err_buf, &over))
+                                job_close_fd(ex, &j->err);
+                        if (!j->finished_usec)
+                                j->finished_usec = now_usec();
+                        if (over)
+                                j->end = EXEC_END_OUTPUT_LIMIT;
+                        answer(ex, j);
+                }
         }
         if (j->exited && j->ctl < 0 && j->out < 0 && j->err < 0)
                 retire(ex, j);
@@ -509,7 +527,7 @@ static void zygote_lost(Executor *ex, Zygote *z, const char *why)
                 Job *j = ex->slots[i];
                 if (!j || j->zygote != z)
                         continue;
-                job_fail(j, "the zygote died", EPIPE);
+                job_fail(ex, j, "the zygote died", EPIPE);
                 j->exited = true;
                 j->wait_status = -1;
                 if (j->state == JOB_SPAWNING)
@@ -534,7 +552,7 @@ static void zygote_up(Executor *ex, Zygote *z)
                 /* Its idle warm sandboxes would keep it alive: let the new one replace them. */
                 for (unsigned i = 0; i < ex->n_slots; i++)
                         if (ex->slots[i] && ex->slots[i]->zygote == old && ex->slots[i]->warm)
-                                job_fail(ex->slots[i], "zygote replaced", ESTALE);
+                                job_fail(ex, ex->slots[i], "zygote replaced", ESTALE);
                 zygote_maybe_retire(ex, old);
         }
 }
@@ -611,7 +629,7 @@ static void on_spawned(Executor *ex, const ZygoteMsg *m, int *fds)
             (r = epoll_add(ex, j->ctl, EPOLLIN, &j->w_ctl)) < 0 ||
             (r = epoll_add(ex, j->out, EPOLLIN, &j->w_out)) < 0 ||
             (r = epoll_add(ex, j->err, EPOLLIN, &j->w_err)) < 0) {
-                job_fail(j, "watching the sandbox", r);
+                job_fail(ex, j, "watching the sandbox", r);
                 /* Without the watches no EOF will be seen: close now, wait for the exit. */
                 job_close_fd(ex, &j->ctl);
                 job_close_fd(ex, &j->out);
@@ -634,7 +652,7 @@ static void on_zygote_message(Executor *ex, Zygote *z, const ZygoteMsg *m, int *
                 if (!j || j->state != JOB_SPAWNING || n_fds != 0)
                         break;
                 j->state = JOB_HELLO;
-                job_fail(j, "creating the sandbox", m->status);
+                job_fail(ex, j, "creating the sandbox", m->status);
                 j->exited = true;
                 j->wait_status = -1;
                 maybe_finish(ex, j);
@@ -761,13 +779,13 @@ static void send_job(Executor *ex, Job *j)
 static void on_hello(Executor *ex, Job *j)
 {
         if (j->hello.magic != SANDBOX_MAGIC) {
-                job_fail(j, "sandbox protocol violation", EPROTO);
+                job_fail(ex, j, "sandbox protocol violation", EPROTO);
                 return;
         }
         if (j->end != EXEC_END_NORMAL) {
                 /* Ended while the sandbox was being made (client gone, shutdown): it had
                  * no pidfd to be killed through then; it does now. */
-                job_kill(j);
+                job_kill(ex, j);
                 return;
         }
         if (j->hello.stage != 0) {
@@ -777,14 +795,14 @@ static void on_hello(Executor *ex, Job *j)
                 STAT_ADD(ex, setup_failures);
                 if (j->warm) /* do not spin: requests get cold sandboxes (and the error) */
                         ex->warm_retry_usec = now_usec() + RESTART_MAX_USEC;
-                job_end(j, EXEC_END_SETUP_FAILED);
+                job_end(ex, j, EXEC_END_SETUP_FAILED);
                 return;
         }
         if (j->warm) {
                 j->state = JOB_READY;
                 j->deadline_usec = UINT64_MAX;
                 if (j->zygote->state == ZYGOTE_DRAINING)
-                        job_fail(j, "zygote replaced", ESTALE);
+                        job_fail(ex, j, "zygote replaced", ESTALE);
                 return;
         }
         j->state = JOB_RUNNING;
@@ -809,7 +827,7 @@ static void on_ctl(Executor *ex, Job *j, uint32_t events)
                         /* Died before reporting: the exit status will say how. */
                         job_close_fd(ex, &j->ctl);
                         if (!j->exited)
-                                job_fail(j, "the sandbox died during set-up", EPIPE);
+                                job_fail(ex, j, "the sandbox died during set-up", EPIPE);
                         maybe_finish(ex, j);
                         return;
                 }
@@ -830,7 +848,7 @@ static void on_ctl(Executor *ex, Job *j, uint32_t events)
                         j->finished_usec = now_usec();
         }
         if (over)
-                job_end(j, EXEC_END_RESULT_LIMIT);
+                job_end(ex, j, EXEC_END_RESULT_LIMIT);
         maybe_finish(ex, j);
 }
 
@@ -841,7 +859,7 @@ static void on_stream(Executor *ex, Job *j, int *fd, Buf *b)
         if (drain(*fd, b, &over))
                 job_close_fd(ex, fd);
         if (over)
-                job_end(j, EXEC_END_OUTPUT_LIMIT);
+                job_end(ex, j, EXEC_END_OUTPUT_LIMIT);
         maybe_finish(ex, j);
 }
 
@@ -952,7 +970,7 @@ static void on_client(Executor *ex, Job *j, uint32_t events)
         (void) epoll_ctl(ex->epfd, EPOLL_CTL_DEL, j->client_fd, NULL);
         j->client_watched = false;
         log_event(LOG_LEVEL_INFO, j->request_id, NULL, "client went away; stopping its sandbox");
-        job_end(j, EXEC_END_CLIENT_GONE);
+        job_end(ex, j, EXEC_END_CLIENT_GONE);
         maybe_finish(ex, j);
 }
 
@@ -1056,9 +1074,9 @@ static int check_deadlines(Executor *ex)
                         continue;
                 if (now >= j->deadline_usec) {
                         if (j->state == JOB_RUNNING)
-                                job_end(j, EXEC_END_TIMEOUT);
+                                job_end(ex, j, EXEC_END_TIMEOUT);
                         else
-                                job_fail(j, "sandbox set-up took too long", ETIMEDOUT);
+                                job_fail(ex, j, "sandbox set-up took too long", ETIMEDOUT);
                         continue;
                 }
                 next = MIN(next, j->deadline_usec);
@@ -1073,7 +1091,7 @@ static int check_deadlines(Executor *ex)
                 if (now >= ex->stop_deadline_usec) {
                         for (unsigned i = 0; i < ex->n_slots; i++)
                                 if (ex->slots[i])
-                                        job_fail(ex->slots[i], "the service is shutting down",
+                                        job_fail(ex, ex->slots[i], "the service is shutting down",
                                                  ESHUTDOWN);
                 } else
                         next = MIN(next, ex->stop_deadline_usec);
@@ -1159,7 +1177,7 @@ static void *executor_loop(void *arg)
                 if (stopping) /* idle warm sandboxes: nothing to wait for */
                         for (unsigned i = 0; i < ex->n_slots; i++)
                                 if (ex->slots[i] && ex->slots[i]->warm)
-                                        job_fail(ex->slots[i], "the service is shutting down",
+                                        job_fail(ex, ex->slots[i], "the service is shutting down",
                                                  ESHUTDOWN);
                 if (!(stopping && past))
                         start_jobs(ex, stopping);
@@ -1337,7 +1355,6 @@ int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
         ex->restart_backoff_usec = RESTART_MIN_USEC;
         (void) pthread_mutex_init(&ex->lock, NULL);
         ex->n_slots = config_slots(cfg);
-        ex->early_answer = !(cfg->disabled_layers & LAYER_PIDNS);
         ex->background_warm = can_raise_priority(&ex->nice);
         if (!ex->background_warm && cfg->pool_size > 0)
                 log_info("cannot raise process priorities (no CAP_SYS_NICE): the warm pool "
@@ -1372,6 +1389,7 @@ int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
                                  &ex->cgroups, errbuf, errlen);
                 if (r < 0)
                         goto fail;
+                ex->kill_at_once = cgroup_can_kill(ex->cgroups);
                 if (cgroup_own_mount(ex->cgroups))
                         log_info("/sys/fs/cgroup is read-only here (a container's default): "
                                  "remounted it writable for pyexecd alone, in a "

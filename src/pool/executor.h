@@ -1,8 +1,8 @@
 /* The executor: owns the zygote, the queue of jobs, the running sandboxes and their
  * deadlines. One thread runs an epoll loop over the zygote socket and every sandbox's
  * descriptors, so no thread is blocked per waiting request; callers submit jobs from any
- * thread and are called back, on the executor thread, once the job's sandbox is entirely
- * gone (every process dead and reaped). */
+ * thread and are called back, on the executor thread, once no process of the job can run
+ * again: every one killed at once (cgroup.kill), or the sandbox reaped. */
 #pragma once
 
 #include <stdbool.h>

@@ -52,6 +52,7 @@ typedef struct Hierarchy {
 struct Cgroups {
         int version;
         bool own_mount; /* v2_writable() made the read-only mount writable for us */
+        bool can_kill;  /* v2 with cgroup.kill (Linux 5.14) */
         unsigned n_slots;
         unsigned n_hier;
         Hierarchy hier[3];
@@ -420,6 +421,8 @@ int cgroup_setup(unsigned n_slots, uint64_t mem_bytes, unsigned pids_max, Cgroup
                 if ((r = hierarchy_setup(cg, &cg->hier[0], parent, mem_bytes, pids_max, errbuf,
                                          errlen)) < 0)
                         goto fail;
+                cg->can_kill = n_slots > 0 &&
+                               faccessat(cg->hier[0].slot_fd[0], "cgroup.kill", F_OK, 0) == 0;
         } else {
                 static const char *const ctrls[] = {"memory", "pids", "cpu"};
                 static const HierarchyKind kinds[] = {HIER_MEMORY, HIER_PIDS, HIER_CPU};
@@ -481,6 +484,21 @@ int cgroup_open_procs(const Cgroups *cg, unsigned slot, int *fds, size_t max, si
         }
         *ret_n = n;
         return 0;
+}
+
+bool cgroup_can_kill(const Cgroups *cg)
+{
+        return cg->can_kill;
+}
+
+int cgroup_kill(const Cgroups *cg, unsigned slot)
+{
+        /* The kernel sends SIGKILL to every process of the cgroup before the write returns,
+         * and kills a child whose fork was under way at that moment as it joins: unlike
+         * walking cgroup.procs, nothing can be missed and no pid can be stale. */
+        if (!cg->can_kill || slot >= cg->n_slots)
+                return -EOPNOTSUPP;
+        return write_at(cg->hier[0].slot_fd[slot], "cgroup.kill", "1");
 }
 
 int cgroup_oom_kills(const Cgroups *cg, unsigned slot, uint64_t *ret)

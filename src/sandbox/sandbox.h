@@ -109,6 +109,11 @@ int cgroup_setup(unsigned n_slots, uint64_t mem_bytes, unsigned pids_max, Cgroup
 bool cgroup_own_mount(const Cgroups *cg);
 /* Opens the slot's cgroup.procs file(s) (one per hierarchy) for the zygote. */
 int cgroup_open_procs(const Cgroups *cg, unsigned slot, int *fds, size_t max, size_t *ret_n);
+/* True if cgroup_kill() works here: cgroup v2 on Linux 5.14 or later. */
+bool cgroup_can_kill(const Cgroups *cg);
+/* SIGKILLs every process in the slot's cgroup at once (cgroup.kill). Returns 0, or -errno
+ * (-EOPNOTSUPP where cgroup_can_kill() is false). */
+int cgroup_kill(const Cgroups *cg, unsigned slot);
 /* The slot's count of OOM kills so far. */
 int cgroup_oom_kills(const Cgroups *cg, unsigned slot, uint64_t *ret);
 /* Removes the cgroups (they must be empty) and frees. NULL is fine. */
