@@ -65,9 +65,16 @@ static const Option options[] = {
          "requests that may wait for a free sandbox"},
         {"max-connections", "PYEXECD_MAX_CONNECTIONS", OPT_UNSIGNED,
          offsetof(Config, max_connections), 1, 100000, "open HTTP connections at most"},
+        {"max-connections-per-client", "PYEXECD_MAX_CONNECTIONS_PER_CLIENT", OPT_UNSIGNED,
+         offsetof(Config, max_connections_per_client), 0, 100000,
+         "open HTTP connections of one client IP address at most (0: no limit)"},
+        {"header-timeout", "PYEXECD_HEADER_TIMEOUT", OPT_DURATION,
+         offsetof(Config, header_timeout_ms), 100, 3600000,
+         "close a connection that has not sent a whole request head this long after its first "
+         "byte"},
         {"connection-timeout", "PYEXECD_CONNECTION_TIMEOUT", OPT_DURATION,
          offsetof(Config, connection_timeout_ms), 1000, 3600000,
-         "close a connection idle (or sending its request) this long"},
+         "close a connection idle, or sending its body, this long"},
         {"preload", "PYEXECD_PRELOAD", OPT_PRELOAD, offsetof(Config, preload), 0, 0,
          "comma-separated modules the zygote imports once"},
         {"uid-base", "PYEXECD_UID_BASE", OPT_U32, offsetof(Config, uid_base), 1, UINT32_MAX - 65536,
@@ -165,6 +172,8 @@ void config_defaults(Config *ret)
                 .pool_size = ncpu > 0 ? (unsigned) MIN(ncpu, 1024) : 1,
                 .queue_size = 100,
                 .max_connections = 1024,
+                .max_connections_per_client = 128,
+                .header_timeout_ms = 10000,
                 .connection_timeout_ms = 30000,
                 .preload = "numpy,pandas",
                 .uid_base = 100000,
@@ -492,8 +501,10 @@ void config_print_json(const Config *c, FILE *f)
                        c->output_limit, c->result_limit, c->max_body);
         (void) fprintf(f, ",\"concurrency\":%u,\"pool_size\":%u,\"queue_size\":%u", c->concurrency,
                        c->pool_size, c->queue_size);
-        (void) fprintf(f, ",\"max_connections\":%u,\"connection_timeout\":%.3f", c->max_connections,
-                       c->connection_timeout_ms / 1000.0);
+        (void) fprintf(f, ",\"max_connections\":%u,\"max_connections_per_client\":%u",
+                       c->max_connections, c->max_connections_per_client);
+        (void) fprintf(f, ",\"header_timeout\":%.3f,\"connection_timeout\":%.3f",
+                       c->header_timeout_ms / 1000.0, c->connection_timeout_ms / 1000.0);
         (void) json_escape(esc, sizeof(esc), c->preload);
         (void) fprintf(f, ",\"preload\":\"%s\",\"uid_base\":%" PRIu32, esc, c->uid_base);
         (void) fprintf(f, ",\"tmp_size\":%zu,\"pids_max\":%u", c->tmp_size, c->pids_max);

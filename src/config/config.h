@@ -50,6 +50,8 @@ typedef struct Config {
         unsigned pool_size;                  /* warm sandboxes waiting for a request; 0: none */
         unsigned queue_size;                 /* requests waiting for a sandbox */
         unsigned max_connections;            /* open HTTP connections */
+        unsigned max_connections_per_client; /* ... of one peer IP address; 0: no limit */
+        uint32_t header_timeout_ms;          /* a request head must be in this long after byte 1 */
         uint32_t connection_timeout_ms;      /* an idle or slow client is disconnected after this */
         char preload[CONFIG_PRELOAD_MAX];    /* comma-separated modules imported by the zygote */
         uint32_t uid_base;                   /* sandbox slot N runs as uid/gid uid_base + N */

@@ -1,6 +1,6 @@
-/* The HTTP front: libmicrohttpd's daemon, routing, request bodies, responses. The only
- * user of microhttpd.h. A POST /execute connection is suspended while its script runs
- * and resumed by the executor's completion callback, so no thread waits per request. */
+/* The HTTP front: routing, authentication and the /execute exchange, on the connection
+ * engine of http/conn.c. A POST /execute exchange is suspended while its script runs and
+ * woken by the executor's completion callback, so no thread waits per request. */
 #pragma once
 
 #include <stdint.h>
@@ -23,11 +23,11 @@ uint16_t server_port(const Server *s);
 void server_quiesce(Server *s);
 
 /* After executor_shutdown() (which answers every job, the last ones from the calling
- * thread): waits, at most timeout_ms, until libmicrohttpd's thread has delivered every
+ * thread): waits, at most timeout_ms, until the HTTP thread has delivered every
  * answer, so that server_stop() does not close a connection whose answer was just
  * resumed. NULL is fine. */
 void server_finish(Server *s, uint32_t timeout_ms);
 
-/* Stops the daemon. Every suspended connection must have been resumed (executor shut
+/* Stops the HTTP thread. Every suspended connection must have been resumed (executor shut
  * down) first. NULL is fine. */
 void server_stop(Server *s);

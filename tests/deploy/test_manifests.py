@@ -32,7 +32,7 @@ SERVED_PATHS = ("/health", "/ready")
 # The Dockerfile's runtime stage must install these Debian packages.
 RUNTIME_PACKAGES = {
     "python3", "python3-numpy", "python3-pandas",
-    "libmicrohttpd12t64", "libjansson4", "libseccomp2", "libpython3.13",
+    "libjansson4", "libseccomp2", "libpython3.13",
 }
 # Never in the final image.
 FORBIDDEN_RUNTIME = re.compile(

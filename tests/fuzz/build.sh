@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 out=${1:-build-fuzz}
 CC=${CC:-clang}
-TARGETS="request response config"
+TARGETS="request response config http"
 
 if ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' |
         $CC -x c -fsanitize=fuzzer -o /dev/null - 2>/dev/null; then
@@ -34,7 +34,8 @@ CFLAGS="-std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
 LIBS="$(pkg-config --libs jansson libseccomp) -lm"
 
 rm -f "$out/fuzz-obj/"*.o "$out/libpyexecd-fuzz.a"
-for src in "$top"/src/util/*.c "$top"/src/config/*.c "$top"/src/sandbox/*.c "$top"/src/api/*.c; do
+for src in "$top"/src/util/*.c "$top"/src/config/*.c "$top"/src/sandbox/*.c "$top"/src/api/*.c \
+        "$top"/src/http/parse.c; do
         obj="$out/fuzz-obj/$(basename "$(dirname "$src")")-$(basename "$src" .c).o"
         # shellcheck disable=SC2086
         $CC $CFLAGS -fsanitize=fuzzer-no-link -c "$src" -o "$obj"

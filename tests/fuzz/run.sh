@@ -6,7 +6,7 @@
 # `git status tests/fuzz/corpus`). Crashes are written to BUILD_DIR/fuzz-artifacts/ and
 # make the script exit non-zero.
 #
-#   tests/fuzz/run.sh SECONDS [TARGET...]     (targets: request response config)
+#   tests/fuzz/run.sh SECONDS [TARGET...]     (targets: request response config http)
 #
 # Environment: FUZZ_BUILD (default build-fuzz), FUZZ_MERGE=0 to leave the corpus alone,
 # FUZZ_ARGS for more libFuzzer flags.
@@ -15,7 +15,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 seconds=${1:?usage: run.sh SECONDS [TARGET...]}
 shift
-targets=${*:-request response config}
+targets=${*:-request response config http}
 build=${FUZZ_BUILD:-build-fuzz}
 
 "$here/build.sh" "$build"

@@ -257,4 +257,31 @@ CONFIGS = {
 for name, data in CONFIGS.items():
     write("config", name, data)
 
+# --- http: raw request bytes (http/parse.c) ------------------------------------------------
+BODY = b'{"script":"def main():\\n    return 1\\n"}'
+H = b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+CHUNKED = b"%x\r\n%s\r\n0\r\n\r\n" % (len(BODY), BODY)
+HTTP = {
+    "get": b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+    "get-10": b"GET /health HTTP/1.0\r\n\r\n",
+    "absolute": b"GET http://x:8080/ready?a=b HTTP/1.1\r\nHost: x\r\n\r\n",
+    "leading-crlf": b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    "length": H + b"Content-Length: %d\r\n\r\n" % len(BODY) + BODY,
+    "chunked": H + b"Transfer-Encoding: chunked\r\n\r\n" + CHUNKED,
+    "chunked-ext-trailer": H + b"Transfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n"
+                           b"0\r\nX-T: 1\r\n\r\nGET / HTTP/1.1\r\n",
+    "pipelined": b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 3,
+    "bad-cl-te": H + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n" + CHUNKED,
+    "bad-two-cl": H + b"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+    "bad-obs-fold": b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+    "bad-space-colon": b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+    "bad-bare-lf": b"GET / HTTP/1.1\nHost: x\n\n",
+    "bad-chunk-lf": H + b"Transfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
+    "bad-chunk-size": H + b"Transfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\n",
+    "bad-version": b"GET / HTTP/2.0\r\nHost: x\r\n\r\n",
+    "bad-te-gzip": H + b"Transfer-Encoding: gzip, chunked\r\n\r\n" + CHUNKED,
+}
+for name, data in HTTP.items():
+    write("http", name, data)
+
 sys.exit(0)

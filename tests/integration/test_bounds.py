@@ -63,7 +63,7 @@ def test_request_nesting_and_keys(server):
 
 
 def test_header_size_bound(server):
-    # libmicrohttpd keeps a request's headers in a 32 KiB pool per connection.
+    # A request head (request line and fields) is at most 32 KiB (src/http/parse.h).
     def get_with_header(size):
         with socket.create_connection((server.host, server.port), timeout=30) as s:
             try:

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import json
 import socket
 import tempfile
 import threading
@@ -177,19 +178,47 @@ def test_slow_client_is_disconnected(start_server):
     srv.stop()
 
 
-def test_connection_limit(start_server):
+def test_connection_limit_displaces_the_oldest_idle_connection(start_server):
+    """At --max-connections, a new connection closes the oldest one that has not sent a
+    whole request, instead of waiting behind it."""
     srv = start_server("--max-connections", "2", "--pool-size", "1", shared_ok=False)
     held = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(2)]
+    held[1].sendall(b"GET /health HTTP/1.1\r\n")  # half a head
     time.sleep(0.3)
     with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as extra:
         extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        extra.settimeout(1.5)
-        with pytest.raises(socket.timeout):  # at the limit: not served (left in the backlog)
-            extra.recv(100)
-        held.pop().close()
-        extra.settimeout(10)
-        assert extra.recv(100).startswith(b"HTTP/1.1 200")  # served once below the limit
+        assert extra.recv(100).startswith(b"HTTP/1.1 200")
+    held[0].settimeout(10)
+    assert held[0].recv(100) == b"", "the oldest idle connection was not the one closed"
+    held[1].sendall(b"Host: x\r\nConnection: close\r\n\r\n")
+    held[1].settimeout(10)
+    assert held[1].recv(100).startswith(b"HTTP/1.1 200")
     for s in held:
+        s.close()
+    srv.stop()
+
+
+def test_connection_limit_never_displaces_a_running_request(start_server):
+    """Connections whose script runs are not displaced: with both taken by running
+    scripts, a third connection is refused, and both scripts are answered."""
+    srv = start_server("--max-connections", "2", "--concurrency", "2", "--pool-size", "0",
+                       shared_ok=False)
+    body = json.dumps({"script": "import time\ndef main():\n    time.sleep(2)\n    return 3\n"})
+    request = (f"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+    running = [socket.create_connection(("127.0.0.1", srv.port), timeout=30) for _ in range(2)]
+    for s in running:
+        s.sendall(request)
+    time.sleep(0.5)
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as extra:
+        try:
+            extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert extra.recv(100) == b"", "served although every connection was running"
+        except ConnectionResetError:
+            pass  # refused: closed by the server
+    for s in running:
+        reply = s.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 200") and b'"result":3' in reply, reply
         s.close()
     srv.stop()
 
