@@ -9,8 +9,8 @@ such requests one after another keeps every slot busy until the deadline.
 
 import os
 
-from conftest import (assert_still_serving, host_pids_matching, kill_pids, result_of, script,
-                      skip_in_url_mode)
+from .conftest import (assert_still_serving, host_pids_matching, kill_pids, result_of, script,
+                       skip_in_url_mode)
 
 PF_EXITING = 0x4  # include/linux/sched.h: the task is in do_exit()
 SIGKILL_BIT = 1 << (9 - 1)

@@ -19,11 +19,12 @@ if [ "$QUICK" = 1 ]; then
         make build >/job/out/build.log 2>&1 || { tail -n 40 /job/out/build.log; exit 1; }
         step "unit tests"
         meson test -C build --print-errorlogs || rc=1
-        step "security: resources, namespaces, fail-closed"
-        # The layers a host changes: cgroups (limits, OOM), namespaces, start-up refusals.
+        step "security: resources, namespaces, fail-closed, kill before answering"
+        # The layers a host changes: cgroups (limits, OOM), namespaces, start-up refusals,
+        # and how a request is killed before its answer (cgroup.kill on v2).
         PYEXECD_BIN=$PWD/build/pyexecd python3 -m pytest -p no:cacheprovider -v --tb=short --durations=25 \
                 tests/security/test_resources.py tests/security/test_namespaces.py \
-                tests/security/test_failclosed.py || rc=1
+                tests/security/test_failclosed.py tests/security/test_answer.py || rc=1
         step "integration: cgroups, contract"
         PYEXECD_BIN=$PWD/build/pyexecd python3 -m pytest -p no:cacheprovider -v --tb=short --durations=25 \
                 tests/integration/test_cgroups.py tests/integration/test_contract.py || rc=1
