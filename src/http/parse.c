@@ -95,13 +95,13 @@ static int parse_request_line(char *line, HttpHead *h, HttpError *err)
         if (p == target || *p != ' ')
                 return fail(err, 400, "Malformed request line (target)");
         *p++ = '\0';
-        if (strcmp(p, "HTTP/1.1") == 0 || strcmp(p, "HTTP/1.0") == 0)
-                h->minor = (unsigned) (p[7] - '0');
-        else if (strncmp(p, "HTTP/", 5) == 0 && p[5] >= '0' && p[5] <= '9' && p[6] == '.' &&
-                 p[7] >= '0' && p[7] <= '9' && p[8] == '\0')
-                return fail(err, 505, "Only HTTP/1.0 and HTTP/1.1 are supported");
-        else
+        /* HTTP-version = "HTTP/" DIGIT "." DIGIT; a later 1.x is processed as 1.1 (§2.3). */
+        if (strncmp(p, "HTTP/", 5) != 0 || p[5] < '0' || p[5] > '9' || p[6] != '.' || p[7] < '0' ||
+            p[7] > '9' || p[8] != '\0')
                 return fail(err, 400, "Malformed request line (version)");
+        if (p[5] != '1')
+                return fail(err, 505, "Only HTTP/1.x is supported");
+        h->minor = p[7] == '0' ? 0 : 1;
         h->path = target_path(target);
         if (!h->path)
                 return fail(err, 400, "The request target is neither a path nor an absolute URI");

@@ -19,7 +19,7 @@ SIGKILL_BIT = 1 << (9 - 1)
 ONE_SLOT = ("--concurrency", "1", "--pool-size", "0", "--timeout", "60")
 
 
-def forge_then_run(tag, sleep_s=30):
+def forge_then_run(tag, sleep_s=30, body=b'{"status":"ok"}\n"forged"'):
     """Starts a CPU-spinning child (findable on the host by `tag`), writes a valid
     [u64 length][frame] on every descriptor that may be the result channel, and sleeps."""
     return script(f'''
@@ -31,7 +31,7 @@ def forge_then_run(tag, sleep_s=30):
                 os.execvp("python3", ["python3", "-c", "while True: pass", "{tag}"])
             while b"{tag}" not in open(f"/proc/{{child}}/cmdline", "rb").read():
                 time.sleep(0.01)  # until the spinner runs
-            body = b'{{"status":"ok"}}\\n"forged"'
+            body = {body!r}
             frame = struct.pack("=Q", len(body)) + body
             for fd in range(3, 64):
                 try:
@@ -102,3 +102,18 @@ def test_the_harness_frame_is_answered_and_the_slot_reused(start_server):
     for i in range(20):
         body = srv.execute(f"def main():\n    print({i})\n    return {i}\n")
         assert result_of(body) == i and body["stdout"] == f"{i}\n", body
+
+
+def test_a_corrupt_frame_is_blamed_on_the_channel_not_on_our_kill(start_server):
+    """A complete frame that is not a valid one ends the request too; the SIGKILL the
+    service sends then must not read as the script crashing (CRASHED, SIGKILL): the
+    answer says what happened, a write to the private channel."""
+    skip_in_url_mode("starts a server with a single slot")
+    srv = start_server(*ONE_SLOT)
+    tag = f"pyexecd-forge-{os.urandom(6).hex()}"
+    try:
+        body = srv.execute(forge_then_run(tag, body=b"not a frame"), timeout=20)
+    finally:
+        kill_pids(host_pids_matching(tag))
+    assert body.get("code") == "RUNTIME_ERROR", body
+    assert "private result channel" in body.get("error", ""), body

@@ -152,11 +152,17 @@ def test_framing_error_is_refused_and_nothing_behind_it_is_answered(server, data
     refuse(server, data)
 
 
-@pytest.mark.parametrize("version", [b"HTTP/2.0", b"HTTP/3.0", b"HTTP/0.9", b"HTTP/1.2"])
+@pytest.mark.parametrize("version", [b"HTTP/2.0", b"HTTP/3.0", b"HTTP/0.9"])
 def test_unsupported_version_is_505(server, version):
-    """A well-formed request line with a version other than HTTP/1.0 or 1.1: 505 with
-    code INVALID_REQUEST, then closed."""
+    """A well-formed request line with a major version other than 1: 505 with code
+    INVALID_REQUEST, then closed."""
     refuse(server, get(version=version), 505)
+
+
+def test_a_later_minor_version_is_served_as_1_1(server):
+    """RFC 9112 section 2.3: a message of HTTP/1.x with x above 1 is processed as 1.1 (the
+    hidden request behind it is then answered too)."""
+    served_with_the_one_behind(server, get(version=b"HTTP/1.2"))
 
 
 # -- sizes: 413 and 431 ------------------------------------------------------------

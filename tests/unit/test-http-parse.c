@@ -166,10 +166,18 @@ static void test_malformed_lines(void **state)
         assert_refused("GET /\r\nHost: a\r\n\r\n", 400);
         assert_refused("G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400);
         assert_refused("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505);
-        assert_refused("GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505);
+        assert_refused("GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505);
         assert_refused("GET / http/1.1\r\nHost: a\r\n\r\n", 400);
         assert_refused("GET / HTTP/1.1\r\n\r\n", 400);
         assert_refused("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400);
+}
+
+static void test_later_minor_is_1_1(void **state)
+{
+        Parsed *p = parse("GET / HTTP/1.7\r\nHost: a\r\n\r\n");
+        assert_true(p->len > 0);
+        assert_int_equal(p->head.minor, 1);
+        free(p);
 }
 
 static void test_obs_text_is_a_value(void **state)
@@ -303,6 +311,7 @@ int main(void)
                 cmocka_unit_test(test_framing_conflicts),
                 cmocka_unit_test(test_bad_lengths_and_codings),
                 cmocka_unit_test(test_malformed_lines),
+                cmocka_unit_test(test_later_minor_is_1_1),
                 cmocka_unit_test(test_obs_text_is_a_value),
                 cmocka_unit_test(test_nul_in_the_head),
                 cmocka_unit_test(test_limits),
