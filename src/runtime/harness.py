@@ -278,7 +278,8 @@ def _script_traceback(exc):
 
 
 def _failure(exc):
-    if isinstance(exc, MemoryError):
+    # type(), not isinstance(): an exception can claim to be a MemoryError (__class__).
+    if issubclass(type(exc), MemoryError):
         return _frame("memory_error", error="Memory limit exceeded", detail=_error_message(exc))
     return _frame("runtime_error", error=_error_message(exc), traceback=_script_traceback(exc))
 
