@@ -17,13 +17,14 @@ Everything the harness needs is bound at import time, before any script runs.
 
 import collections as _collections
 import datetime as _datetime
-import json as _json
 import linecache as _linecache
 import math as _math
 import random as _random  # noqa: F401 - its at-fork hook reseeds every sandbox
 import sys as _sys
 import traceback as _traceback
 import types as _types
+from _json import encode_basestring as _c_encode_basestring
+from _json import make_encoder as _c_make_encoder
 
 SCRIPT_FILENAME = "<script>"
 MODULE_NAME = "__script__"
@@ -32,7 +33,6 @@ MAX_DEPTH = 64
 # supervisor's validator); json.dumps would write them, we refuse them instead.
 MAX_INT_DIGITS = 300
 
-_dumps = _json.dumps
 _isfinite = _math.isfinite
 
 
@@ -57,7 +57,7 @@ def preload(names):
     if pd is not None:
         df = pd.DataFrame({"a": [1, 2, 2], "b": [1.0, 2.0, 3.0]})
         df.groupby("a").sum().to_dict()
-    _dumps({"warm": [1, 2.5, None, "x"]})
+    _json_text({"warm": [1, 2.5, None, "x"]})
 
 
 def reseed():
@@ -295,10 +295,27 @@ def _convert(obj, path, depth, active):
     raise _Unencodable(f"{_type_name(obj)} is not JSON serializable", path)
 
 
+def _no_default(obj):
+    raise TypeError(f"{_type_name(obj)} is not JSON serializable")
+
+
+# json.dumps(..., ensure_ascii=False, allow_nan=False, separators=(",", ":")), without
+# json.dumps: it looks its JSONEncoder class and that class's methods up at each call, and
+# the script can have replaced them. The C encoder never calls back into Python for the
+# exact types _convert returns. No circular check: _convert builds a tree.
+_encoder = _c_make_encoder(
+    None, _no_default, _c_encode_basestring, None, ":", ",", False, False, False
+)
+
+
+def _json_text(plain):
+    return "".join(_encoder(plain, 0))
+
+
 def _frame(status, result_text=None, **fields):
     header = {"status": status}
     header.update(fields)
-    head = _dumps(header, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    head = _json_text(header).encode("utf-8")
     if result_text is None:
         return head + b"\n"
     return head + b"\n" + result_text
@@ -384,8 +401,7 @@ def _run(source, result_limit):
 
     try:
         plain = _convert(value, "result", 0, set())
-        encoded = _dumps(plain, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        body = encoded.encode("utf-8")
+        body = _json_text(plain).encode("utf-8")
     except _Unencodable as e:
         return _frame(
             "not_json_serializable",

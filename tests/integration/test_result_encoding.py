@@ -71,6 +71,15 @@ def test_object_claiming_to_be_a_str_is_not_a_key(server):
     assert "dict key of type __script__.F" in message, message
 
 
+def test_json_encoder_replaced_by_the_script_is_not_used(server):
+    # The harness encodes with the C encoder it bound at import; json.JSONEncoder is the
+    # script's to change, and a NUL key it produced got past every check.
+    script = ("import json\n"
+              "json.JSONEncoder.encode = lambda self, o: '{\"k\\\\u0000\":1}'\n"
+              "def main():\n    return {'a': 1}\n")
+    assert run_ok(server, script)["result"] == {"a": 1}
+
+
 # -- values and keys are read from the built-in value they store ---------------------------
 
 # name: (module-level setup, main()'s return expression, the raw JSON of the result)
