@@ -342,6 +342,19 @@ def _script_traceback(exc):
         return _error_message(exc)
 
 
+def _raised_in_script(exc):
+    """True if a frame of the script is in the exception's traceback."""
+    try:
+        tb = BaseException.__traceback__.__get__(exc)
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == SCRIPT_FILENAME:
+                return True
+            tb = tb.tb_next
+    except BaseException:  # noqa: B036
+        pass
+    return False
+
+
 def _failure(exc):
     # type(), not isinstance(): an exception can claim to be a MemoryError (__class__).
     if issubclass(type(exc), MemoryError):
@@ -410,6 +423,8 @@ def _run(source, result_limit):
     except MemoryError as e:
         return _failure(e)
     except BaseException as e:  # noqa: B036 - anything a conversion raised
+        if _raised_in_script(e):
+            return _failure(e)  # e.g. from an isoformat() of the script's own
         return _frame(
             "not_json_serializable",
             error=_text(f"main() returned a value JSON cannot carry: {_error_message(e)}"),

@@ -9,7 +9,8 @@ can neither slip a dict key with a NUL character past the check (the service wou
 then refuse the frame and blame the script for writing to the result channel) nor
 make the answer differ from its real contents. What the encoder still calls (the
 documented conversions: isoformat(), ndarray.tolist(), DataFrame.to_dict()) is
-validated like any other value.
+validated like any other value, and an exception raised there by the script's own
+code is the script's RUNTIME_ERROR.
 """
 
 import json
@@ -176,3 +177,24 @@ NOT_WHAT_THEY_CLAIM = {
 @pytest.mark.parametrize("setup,expr", NOT_WHAT_THEY_CLAIM.values(), ids=list(NOT_WHAT_THEY_CLAIM))
 def test_objects_are_not_what_they_claim(server, setup, expr):
     refused(server, f"{setup}def main():\n    print('ran')\n    return {expr}\n")
+
+
+# -- the script's own code, called by the encoder ------------------------------------------
+
+SCRIPT_RAISES = {
+    "isoformat": ("import datetime\nclass D(datetime.date):\n"
+                  "    def isoformat(self):\n        raise ValueError('refused by the script')\n",
+                  "{'when': D(2024, 1, 2)}"),
+    "to_dict": ("import pandas as pd\nclass F(pd.DataFrame):\n"
+                "    def to_dict(self, *a, **k):\n"
+                "        raise ValueError('refused by the script')\n",
+                "F({'a': [1]})"),
+}
+
+
+@pytest.mark.parametrize("setup,expr", SCRIPT_RAISES.values(), ids=list(SCRIPT_RAISES))
+def test_exception_raised_by_the_script_while_encoding_is_a_runtime_error(server, setup, expr):
+    script = f"{setup}def main():\n    return {expr}\n"
+    body = assert_error(server.execute(script), 422, "RUNTIME_ERROR", ran=True)
+    assert body["error"] == "ValueError: refused by the script", body
+    assert 'File "<script>", line 4' in body["traceback"], body
