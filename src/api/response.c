@@ -314,7 +314,8 @@ static const char *signal_name(int sig, char *buf, size_t len)
         return buf;
 }
 
-/* No usable frame: the process ended some other way. */
+/* No usable frame: the process ended some other way, or wrote something else on the
+ * result channel (`frame_corrupt`). */
 static int from_status(const ExecOutcome *o, bool frame_corrupt, json_t *obj, ApiResponse *ret)
 {
         char msg[256], name[32];
@@ -324,7 +325,9 @@ static int from_status(const ExecOutcome *o, bool frame_corrupt, json_t *obj, Ap
         if (o->oom_killed) {
                 code = API_MEMORY_LIMIT;
                 r = add_error(obj, code, "Memory limit exceeded");
-        } else if (o->have_status && WIFSIGNALED(o->wait_status)) {
+        } else if (o->have_status && WIFSIGNALED(o->wait_status) && !o->frame_complete) {
+                /* Not after a complete frame: the executor killed the sandbox for it, and
+                 * the frame, not the signal, says what the script did. */
                 int sig = WTERMSIG(o->wait_status);
                 if (sig == SIGXCPU) {
                         code = API_TIMEOUT;
@@ -421,21 +424,26 @@ int response_from_outcome(const ExecOutcome *o, ApiResponse *ret)
                 return -ENOMEM;
         if (o->end != EXEC_END_NORMAL)
                 r = from_end(o, obj, ret);
-        else if (frame_parse(o->frame, o->frame_len, &f) == 0) {
-                r = from_frame(&f, o, obj, ret);
-                if (r == -EBADMSG) {
-                        /* Unknown status: the channel was tampered with. */
-                        json_decref(obj);
-                        obj = json_object();
-                        r = obj ? from_status(o, true, obj, ret) : -ENOMEM;
-                }
-        } else if (o->have_status || o->frame_len > 0)
-                r = from_status(o, o->frame_len > 0, obj, ret);
-        else
-                r = response_error(API_INTERNAL,
-                                   "Internal error: the sandbox ended without a "
-                                   "status",
-                                   o->request_id, ret);
+        else {
+                /* Something on the result channel (a complete frame of length 0 too). */
+                bool sent = o->frame_len > 0 || o->frame_complete;
+
+                r = frame_parse(o->frame, o->frame_len, &f);
+                if (r == 0) {
+                        r = from_frame(&f, o, obj, ret);
+                        if (r == -EBADMSG) {
+                                /* Unknown status: the channel was tampered with. */
+                                json_decref(obj);
+                                obj = json_object();
+                                r = obj ? from_status(o, true, obj, ret) : -ENOMEM;
+                        }
+                } else if (o->have_status || sent)
+                        r = from_status(o, sent, obj, ret);
+                else
+                        r = response_error(API_INTERNAL,
+                                           "Internal error: the sandbox ended without a status",
+                                           o->request_id, ret);
+        }
         json_decref(f.header);
         json_decref(obj);
         return r;

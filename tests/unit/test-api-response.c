@@ -465,6 +465,30 @@ static void test_hostile_frame_from_killed_process(void **state)
         HOSTILE_AS("{\"status\":\"pwned\"}\n", SIGNALED(SIGSYS), API_CRASHED);
 }
 
+static void test_complete_corrupt_frame_is_not_a_crash(void **state)
+{
+        /* A complete frame ends the job and the executor kills the sandbox: that SIGKILL
+         * is the service's, and the frame is what the script did. */
+        ExecOutcome o = normal(NULL);
+        json_t *j;
+
+        o.frame = "garbage\n", o.frame_len = 8, o.frame_complete = true;
+        o.wait_status = SIGNALED(SIGKILL);
+        j = respond(&o, API_RUNTIME_ERROR);
+        assert_contains(str(j, "error"), "private result channel");
+        assert_null(json_object_get(j, "signal"));
+        json_decref(j);
+
+        /* A frame of length 0 (just the prefix): corrupt too, with or without a status
+         * (with cgroup.kill the answer does not wait for one); never INTERNAL. */
+        o.frame = NULL, o.frame_len = 0;
+        json_decref(respond(&o, API_RUNTIME_ERROR));
+        o.have_status = false;
+        j = respond(&o, API_RUNTIME_ERROR);
+        assert_contains(str(j, "error"), "private result channel");
+        json_decref(j);
+}
+
 static void test_random_frames(void **state)
 {
         /* Mutations of real frames: any code may come out, but always a valid body whose
@@ -907,6 +931,7 @@ int main(void)
                 cmocka_unit_test(test_hostile_frame_message),
                 cmocka_unit_test(test_hostile_huge_nesting),
                 cmocka_unit_test(test_hostile_frame_from_killed_process),
+                cmocka_unit_test(test_complete_corrupt_frame_is_not_a_crash),
                 cmocka_unit_test(test_random_frames),
                 cmocka_unit_test(test_wait_statuses),
                 cmocka_unit_test(test_oom_kill),
