@@ -98,6 +98,8 @@ FRAMES = {
     "ok-whitespace": OK + b" [ 1 , 2 ]\n",
     "ok-dup-keys": OK + b'{"a":1,"a":2}',
     "ok-utf8": OK + '"\u00e9\U0001F600\u2028"'.encode(),
+    "nul-key": OK + b'[{"\\\\":1,"k\\u0000":"\\\\u0000"}]',
+    "hostile-nul-key-cut": OK + b'{"k\\u0000":1',
     "syntax": b'{"status":"syntax_error","error":"SyntaxError: invalid syntax (line 2, '
               b'column 5)","line":2,"column":5}\n',
     "syntax-bad-line": b'{"status":"syntax_error","line":"2","column":1e3}\n',

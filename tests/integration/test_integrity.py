@@ -135,6 +135,16 @@ def test_complete_corrupt_frame_is_blamed_on_the_channel(server, frame):
     assert_still_serving(server)
 
 
+def test_frame_with_a_nul_key_is_not_json_serializable(server):
+    # Well-formed, and a result main() could have returned: it gets the contract's answer
+    # for such a result, not the blame for a corrupt frame.
+    frame = b'{"status":"ok"}\n{"k\\u0000":1}'
+    body = assert_error(server.execute(send_frame_then_sleep(frame)),
+                        422, "NOT_JSON_SERIALIZABLE", ran=True)
+    assert "NUL" in body["error"], body
+    assert_still_serving(server)
+
+
 # -- nothing outlives its request ---------------------------------------------------------
 
 
