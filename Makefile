@@ -75,10 +75,12 @@ bench-phases: deps
 	PYEXECD_BIN=$(abspath $(PHASES_BUILD))/pyexecd $(SUDO) $(PYTHON) bench/phases.py
 
 # The long soak: 50 000 mixed, partly hostile requests from 8 clients (the short form runs in
-# `make test`).
+# `make test`), with a progress line every 10 s. SOAK_FLAGS passes more options, e.g.
+# SOAK_FLAGS=--fail-fast to stop at the first unexpected answer (bench/soak.py --help).
 SOAK_REQUESTS ?= 50000
+SOAK_FLAGS ?=
 soak: build
-	$(SUDO) $(PYTHON) bench/soak.py --requests $(SOAK_REQUESTS) --clients 8
+	$(SUDO) $(PYTHON) bench/soak.py --requests $(SOAK_REQUESTS) --clients 8 $(SOAK_FLAGS)
 
 # libFuzzer targets (clang, ASan+UBSan): request parser, result decoder, config parser, each
 # FUZZ_SECONDS in turn. Inputs that reach a new branch are merged into tests/fuzz/corpus/

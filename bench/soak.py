@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Soak: mixed, partly hostile traffic against one running pyexecd, and what it left behind.
 
-    bench/soak.py [--requests 50000] [--clients 8]
+    bench/soak.py [--requests 50000] [--clients 8] [--progress 10] [--fail-fast]
 
 Traffic: hello and pandas scripts, syntax/missing-main/runtime errors, timeouts, memory,
 fork and thread bombs, output floods, malformed HTTP and bad JSON. Every answer is checked
@@ -10,6 +10,11 @@ the supervisor's RSS, open fds and threads, the processes under it (and zombies)
 cgroups, and the host's mounts. Pass = every request answered as expected, and nothing
 grew beyond the bounds below. `make test` runs a short version (tests/integration).
 Exit status 0 on pass.
+
+Every --progress seconds a line says how far it got: requests done, unexpected answers so
+far, the rate (overall and over the last interval), the time left at that rate, and the
+service's RSS and open fds. --fail-fast stops the traffic at the first unexpected answer
+(after printing it in full); the run then ends as usual, with the resource table, and fails.
 """
 import argparse
 import http.client
@@ -73,6 +78,7 @@ def pick(rng):
 
 
 def request(port, kind):
+    """Sends one request of `kind`. Returns (as expected?, (status, code), the body)."""
     _, name, body, ok = kind
     if name == "malformed-http":
         with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
@@ -82,17 +88,18 @@ def request(port, kind):
                 s.recv(4096)
             except OSError:
                 pass
-        return True, "any"
+        return True, "any", b""
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         conn.request("POST", "/execute", raw, {"Content-Type": "application/json"})
         resp = conn.getresponse()
-        data = json.loads(resp.read())
+        raw = resp.read()
+        data = json.loads(raw)
     finally:
         conn.close()
     got = (resp.status, None if resp.status == 200 else data.get("code"))
-    return got in ok, got
+    return got in ok, got, raw
 
 
 def descendants(pid):
@@ -110,14 +117,15 @@ def descendants(pid):
     return out
 
 
-def snapshot(pid):
-    def status(key):
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-        return 0
+def proc_status(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
 
+
+def snapshot(pid):
     kids = descendants(pid)
     zombies = 0
     for k in kids:
@@ -131,8 +139,8 @@ def snapshot(pid):
         cgroups += sum(1 for d in dirs if d.startswith(f"pyexecd-{pid}"))
     with open("/proc/self/mountinfo") as f:
         mounts = sum(1 for _ in f)
-    return {"rss_kib": status("VmRSS"), "fds": len(os.listdir(f"/proc/{pid}/fd")),
-            "threads": status("Threads"), "processes": len(kids), "zombies": zombies,
+    return {"rss_kib": proc_status(pid, "VmRSS"), "fds": len(os.listdir(f"/proc/{pid}/fd")),
+            "threads": proc_status(pid, "Threads"), "processes": len(kids), "zombies": zombies,
             "cgroups": cgroups, "host_mounts": mounts}
 
 
@@ -152,12 +160,62 @@ def wait_idle(pid, warm, deadline=60):
         time.sleep(0.2)
 
 
+def describe_unexpected(n, kind, got, raw):
+    _, name, body, ok = kind
+    sent = json.dumps(body) if isinstance(body, dict) else repr(body)
+    return (f"unexpected answer to request {n} ({name}): got {got}, expected one of "
+            f"{sorted(ok, key=str)}\n  sent: {sent}\n  body: {raw[:2000]!r}")
+
+
+def duration(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m{seconds % 60:02d}s"
+
+
+class Progress(threading.Thread):
+    """Prints a progress line every `interval` seconds until stop(). `counters()` returns
+    (requests done, unexpected answers, requests to do)."""
+
+    def __init__(self, pid, interval, counters):
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.counters = pid, interval, counters
+        self.stopped = threading.Event()
+
+    def service(self):
+        try:
+            return (f"RSS {proc_status(self.pid, 'VmRSS')} KiB, "
+                    f"{len(os.listdir(f'/proc/{self.pid}/fd'))} fds")
+        except OSError:
+            return "the service is gone"
+
+    def run(self):
+        t0 = last_time = time.monotonic()
+        last_done = 0
+        while not self.stopped.wait(self.interval):
+            done, bad, total = self.counters()
+            now = time.monotonic()
+            rate, recent = done / (now - t0), (done - last_done) / (now - last_time)
+            left = duration((total - done) / rate) if rate > 0 else "?"
+            print(f"[{duration(now - t0)}] {done}/{total} done, {bad} unexpected, "
+                  f"{rate:.1f} req/s ({recent:.1f} in the last {self.interval:g} s), "
+                  f"{left} left; {self.service()}", flush=True)
+            last_done, last_time = done, now
+
+    def stop(self):
+        self.stopped.set()
+        self.join()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=50000)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-rss", action="store_true", help="do not bound RSS (ASan builds)")
+    ap.add_argument("--progress", type=float, default=10, metavar="SECONDS",
+                    help="print a progress line this often (default 10)")
+    ap.add_argument("--fail-fast", action="store_true",
+                    help="stop the traffic at the first unexpected answer")
     args = ap.parse_args()
 
     pool = 2
@@ -187,6 +245,11 @@ def main():
     lock = threading.Lock()
     counts, bad = {}, []
     remaining = [args.requests]
+    total = [args.requests]  # fewer once --fail-fast stopped the traffic
+
+    def counters():
+        with lock:
+            return sum(counts.values()), len(bad), total[0]
 
     def worker(seed):
         rng = random.Random(seed)
@@ -197,15 +260,25 @@ def main():
                 remaining[0] -= 1
             kind = pick(rng)
             try:
-                ok, got = request(port, kind)
+                ok, got, raw = request(port, kind)
             except Exception as e:  # noqa: BLE001 - every failure is a finding
-                ok, got = False, repr(e)
+                ok, got, raw = False, repr(e), b""
             with lock:
                 counts[kind[1]] = counts.get(kind[1], 0) + 1
-                if not ok:
-                    bad.append((kind[1], got))
+                if ok:
+                    continue
+                bad.append((kind[1], got))
+                if args.fail_fast and len(bad) == 1:
+                    total[0] -= remaining[0]
+                    remaining[0] = 0
+                    print(describe_unexpected(sum(counts.values()), kind, got, raw), flush=True)
+                    print("--fail-fast: no new requests; waiting for those under way", flush=True)
 
+    print(f"pyexecd {proc.pid} on port {port}: {args.requests} requests from {args.clients} "
+          f"clients; before: {before}", flush=True)
+    progress = Progress(proc.pid, args.progress, counters)
     t0 = time.monotonic()
+    progress.start()
     threads = [threading.Thread(target=worker, args=(args.seed * 100 + i,))
                for i in range(args.clients)]
     for t in threads:
@@ -213,13 +286,16 @@ def main():
     for t in threads:
         t.join()
     elapsed = time.monotonic() - t0
+    progress.stop()
+    done = sum(counts.values())
     wait_idle(proc.pid, pool)
     after = snapshot(proc.pid)
     alive = proc.poll() is None
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(timeout=30)
 
-    print(f"{args.requests} requests, {args.clients} clients, {elapsed:.1f} s: {counts}")
+    print(f"{done} requests, {args.clients} clients, {elapsed:.1f} s "
+          f"({done / elapsed:.1f} req/s): {counts}")
     print("| resource | before | after | allowed growth |\n|---|---|---|---|")
     grew = []
     for k in BOUNDS:

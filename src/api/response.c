@@ -163,6 +163,7 @@ typedef struct Frame {
         const char *status;
         const char *raw; /* result text, validated, for status "ok" */
         size_t raw_len;
+        bool nul_key; /* status "ok": the result is valid JSON with a NUL in an object key */
 } Frame;
 
 /* Deeper results are refused: the harness never nests beyond 64 levels, and a body one
@@ -196,7 +197,67 @@ static bool nests_deeper_than(const char *s, size_t n, unsigned max)
         return false;
 }
 
-/* Returns 0 with a valid frame, or -EBADMSG. */
+static json_t *load_result(const char *s, size_t n, json_error_t *err)
+{
+        /* Integers are read as reals so that values beyond 64 bits validate; the text
+         * itself is what we send. */
+        return json_loadb(s, n, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, err);
+}
+
+/* Turns every \u0000 escape inside a string of the JSON text into \u0001. */
+static void mask_nul_escapes(char *s, size_t n)
+{
+        bool in_string = false;
+
+        for (size_t i = 0; i < n; i++) {
+                if (!in_string)
+                        in_string = s[i] == '"';
+                else if (s[i] == '"')
+                        in_string = false;
+                else if (s[i] == '\\' && i + 1 < n) {
+                        if (n - i >= 6 && memcmp(s + i + 1, "u0000", 5) == 0)
+                                s[i + 5] = '1';
+                        i++; /* the escaped character */
+                }
+        }
+}
+
+/* Checks the result text of an "ok" frame: 0 if it is one complete JSON value and nothing
+ * else; -EILSEQ if it is one, but with a NUL character in an object key (valid JSON, which
+ * jansson, like most consumers, cannot hold: the contract refuses it as a result);
+ * -EBADMSG if it is not; -ENOMEM. */
+static int result_check(const char *s, size_t n)
+{
+        json_error_t err;
+        json_t *v;
+        char *masked;
+
+        /* jansson stops at a raw NUL byte after a top-level number and calls that the end:
+         * such bytes would be spliced into the body. */
+        if (memchr(s, '\0', n) || nests_deeper_than(s, n, RESULT_DEPTH_MAX))
+                return -EBADMSG;
+        v = load_result(s, n, &err);
+        if (v) {
+                json_decref(v);
+                return 0;
+        }
+        if (json_error_code(&err) != json_error_null_byte_in_key)
+                return -EBADMSG;
+        /* Is that the only fault? The same text with \u0001 for every \u0000 tells. */
+        masked = malloc(n);
+        if (!masked)
+                return -ENOMEM;
+        memcpy(masked, s, n);
+        mask_nul_escapes(masked, n);
+        v = load_result(masked, n, NULL);
+        free(masked);
+        if (!v)
+                return -EBADMSG;
+        json_decref(v);
+        return -EILSEQ;
+}
+
+/* Returns 0 with a valid frame, -EBADMSG, or -ENOMEM. */
 static int frame_parse(const char *data, size_t len, Frame *ret)
 {
         const char *nl = data ? memchr(data, '\n', len) : NULL;
@@ -217,21 +278,12 @@ static int frame_parse(const char *data, size_t len, Frame *ret)
         f.raw = nl + 1;
         f.raw_len = len - (size_t) (nl + 1 - data);
         if (strcmp(f.status, "ok") == 0) {
-                /* One complete JSON value and nothing else. Integers are read as reals so
-                 * that values beyond 64 bits validate; the text itself is what we send. */
-                json_t *v = NULL;
-                /* jansson stops at a raw NUL byte after a top-level number and calls that
-                 * the end: such bytes would be spliced into the body. */
-                if (!memchr(f.raw, '\0', f.raw_len) &&
-                    !nests_deeper_than(f.raw, f.raw_len, RESULT_DEPTH_MAX))
-                        v = json_loadb(f.raw, f.raw_len,
-                                       JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL,
-                                       NULL);
-                if (!v) {
+                int r = result_check(f.raw, f.raw_len);
+                if (r < 0 && r != -EILSEQ) {
                         json_decref(header);
-                        return -EBADMSG;
+                        return r;
                 }
-                json_decref(v);
+                f.nul_key = r == -EILSEQ;
         } else if (f.raw_len != 0) {
                 json_decref(header);
                 return -EBADMSG;
@@ -273,6 +325,17 @@ static int from_frame(const Frame *f, const ExecOutcome *o, json_t *obj, ApiResp
         int r;
 
         if (strcmp(f->status, "ok") == 0) {
+                if (f->nul_key) {
+                        /* The harness refuses such a result itself; whatever got one past
+                         * it (or wrote it), the answer is the contract's. */
+                        code = API_NOT_JSON_SERIALIZABLE;
+                        r = add_error(obj, code,
+                                      "main() returned a value JSON cannot carry: dict key "
+                                      "containing a NUL character");
+                        if (r == 0)
+                                r = add_run(obj, o);
+                        return r < 0 ? r : finish(obj, code, NULL, 0, ret);
+                }
                 r = add_run(obj, o);
                 return r < 0 ? r : finish(obj, API_OK, f->raw, f->raw_len, ret);
         }
@@ -314,7 +377,8 @@ static const char *signal_name(int sig, char *buf, size_t len)
         return buf;
 }
 
-/* No usable frame: the process ended some other way. */
+/* No usable frame: the process ended some other way, or wrote something else on the
+ * result channel (`frame_corrupt`). */
 static int from_status(const ExecOutcome *o, bool frame_corrupt, json_t *obj, ApiResponse *ret)
 {
         char msg[256], name[32];
@@ -324,7 +388,9 @@ static int from_status(const ExecOutcome *o, bool frame_corrupt, json_t *obj, Ap
         if (o->oom_killed) {
                 code = API_MEMORY_LIMIT;
                 r = add_error(obj, code, "Memory limit exceeded");
-        } else if (o->have_status && WIFSIGNALED(o->wait_status)) {
+        } else if (o->have_status && WIFSIGNALED(o->wait_status) && !o->frame_complete) {
+                /* Not after a complete frame: the executor killed the sandbox for it, and
+                 * the frame, not the signal, says what the script did. */
                 int sig = WTERMSIG(o->wait_status);
                 if (sig == SIGXCPU) {
                         code = API_TIMEOUT;
@@ -421,21 +487,26 @@ int response_from_outcome(const ExecOutcome *o, ApiResponse *ret)
                 return -ENOMEM;
         if (o->end != EXEC_END_NORMAL)
                 r = from_end(o, obj, ret);
-        else if (frame_parse(o->frame, o->frame_len, &f) == 0) {
-                r = from_frame(&f, o, obj, ret);
-                if (r == -EBADMSG) {
-                        /* Unknown status: the channel was tampered with. */
-                        json_decref(obj);
-                        obj = json_object();
-                        r = obj ? from_status(o, true, obj, ret) : -ENOMEM;
-                }
-        } else if (o->have_status || o->frame_len > 0)
-                r = from_status(o, o->frame_len > 0, obj, ret);
-        else
-                r = response_error(API_INTERNAL,
-                                   "Internal error: the sandbox ended without a "
-                                   "status",
-                                   o->request_id, ret);
+        else {
+                /* Something on the result channel (a complete frame of length 0 too). */
+                bool sent = o->frame_len > 0 || o->frame_complete;
+
+                r = frame_parse(o->frame, o->frame_len, &f);
+                if (r == 0) {
+                        r = from_frame(&f, o, obj, ret);
+                        if (r == -EBADMSG) {
+                                /* Unknown status: the channel was tampered with. */
+                                json_decref(obj);
+                                obj = json_object();
+                                r = obj ? from_status(o, true, obj, ret) : -ENOMEM;
+                        }
+                } else if (r == -EBADMSG && (o->have_status || sent))
+                        r = from_status(o, sent, obj, ret);
+                else if (r == -EBADMSG)
+                        r = response_error(API_INTERNAL,
+                                           "Internal error: the sandbox ended without a status",
+                                           o->request_id, ret);
+        }
         json_decref(f.header);
         json_decref(obj);
         return r;

@@ -317,7 +317,8 @@ static void answer(Executor *ex, Job *j)
         };
         uint64_t end_usec = j->finished_usec ? j->finished_usec : now_usec();
 
-        if (!frame_complete(j, &o.frame, &o.frame_len)) {
+        o.frame_complete = frame_complete(j, &o.frame, &o.frame_len);
+        if (!o.frame_complete) {
                 /* Cut short (killed, or the script wrote to the channel itself): whatever
                  * came after the length is handed over, to be judged as such. */
                 o.frame = j->frame.len > FRAME_PREFIX ? j->frame.data + FRAME_PREFIX : NULL;

@@ -29,6 +29,9 @@ typedef struct ExecOutcome {
         int internal_errno;
         const char *frame;
         size_t frame_len;
+        /* The sandbox sent a whole frame (as long as its length prefix says). The executor
+         * then kills the sandbox, so a signal in wait_status may be the service's own. */
+        bool frame_complete;
         const char *out;
         size_t out_len;
         bool out_truncated;

@@ -15,14 +15,16 @@ the frame is validated there, not trusted.
 Everything the harness needs is bound at import time, before any script runs.
 """
 
+import collections as _collections
 import datetime as _datetime
-import json as _json
 import linecache as _linecache
 import math as _math
 import random as _random  # noqa: F401 - its at-fork hook reseeds every sandbox
 import sys as _sys
 import traceback as _traceback
 import types as _types
+from _json import encode_basestring as _c_encode_basestring
+from _json import make_encoder as _c_make_encoder
 
 SCRIPT_FILENAME = "<script>"
 MODULE_NAME = "__script__"
@@ -31,7 +33,6 @@ MAX_DEPTH = 64
 # supervisor's validator); json.dumps would write them, we refuse them instead.
 MAX_INT_DIGITS = 300
 
-_dumps = _json.dumps
 _isfinite = _math.isfinite
 
 
@@ -56,7 +57,7 @@ def preload(names):
     if pd is not None:
         df = pd.DataFrame({"a": [1, 2, 2], "b": [1.0, 2.0, 3.0]})
         df.groupby("a").sum().to_dict()
-    _dumps({"warm": [1, 2.5, None, "x"]})
+    _json_text({"warm": [1, 2.5, None, "x"]})
 
 
 def reseed():
@@ -116,7 +117,8 @@ def warmup():
 
 
 def _text(s):
-    """A str that is guaranteed to encode as UTF-8 (lone surrogates become U+FFFD)."""
+    """An exact str `s` that is guaranteed to encode as UTF-8 (lone surrogates become
+    U+FFFD)."""
     try:
         s.encode("utf-8")
         return s
@@ -124,60 +126,121 @@ def _text(s):
         return s.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
+# The result is encoded from what its values are, never from what they say about
+# themselves. The script's objects can override any method (a str subclass its
+# __contains__, __str__ or encode(), a list subclass its __iter__, a dict subclass its
+# items()) and claim any __class__ (which isinstance() believes), so every value is
+# dispatched on type() and read through the built-in type's own slots, bound here:
+# str.__str__ of a str subclass is an exact copy of its characters, whatever the subclass
+# defines. That is what json.dumps encodes too. No code of the script runs while a value
+# is read, except the documented conversions of library types (isoformat(),
+# ndarray.tolist(), DataFrame.to_dict()), whose results are read the same way.
+_exact_str = str.__str__
+_exact_int = int.__int__
+_exact_float = float.__float__
+_float_repr = float.__repr__
+_list_copy = list.copy
+_tuple_iter = tuple.__iter__
+_dict_items = dict.items
+_odict_items = _collections.OrderedDict.items  # its own order, not the dict's
+_type_module = type.__dict__["__module__"].__get__
+_type_qualname = type.__dict__["__qualname__"].__get__
+_INT_BOUND = 10**MAX_INT_DIGITS
+_INF = float("inf")
+_NOT_SCALAR = object()
+
+
+def _name_text(v):
+    return _exact_str(v) if issubclass(type(v), str) else ""
+
+
 def _type_name(obj):
+    """The name of obj's type, read from the type (no metaclass or __module__ object of
+    the script's is asked)."""
     t = type(obj)
-    mod = getattr(t, "__module__", "")
-    name = getattr(t, "__qualname__", getattr(t, "__name__", "?"))
-    return name if mod in ("builtins", None, "") else f"{mod}.{name}"
+    name = _name_text(_type_qualname(t)) or "?"
+    mod = _name_text(_type_module(t))
+    return name if mod in ("builtins", "") else f"{mod}.{name}"
 
 
 def _check_int(v, path):
-    v = int(v)
-    if abs(v) >= 10**MAX_INT_DIGITS:
+    """An exact int `v`, refused when most JSON consumers cannot represent it."""
+    if abs(v) >= _INT_BOUND:
         raise _Unencodable(f"integer with more than {MAX_INT_DIGITS} digits", path)
     return v
 
 
-def _float(v):
-    v = float(v)
-    return v if _isfinite(v) else None
+def _isoformat(obj, path):
+    text = obj.isoformat()
+    if not issubclass(type(text), str):
+        raise _Unencodable(f"{_type_name(obj)}.isoformat() returned {_type_name(text)}", path)
+    return _exact_str(text)
+
+
+def _scalar(obj, path):
+    """obj as an exact None, bool, int, float or str (numpy scalars are numbers, datetimes
+    ISO-8601 strings, NaT None), or _NOT_SCALAR."""
+    t = type(obj)
+    if obj is None or t is bool or t is str or t is int or t is float:
+        return obj
+    if issubclass(t, str):
+        return _exact_str(obj)
+    if issubclass(t, int):
+        return _exact_int(obj)
+    if issubclass(t, float):
+        return _exact_float(obj)
+    np = _sys.modules.get("numpy")
+    if np is not None and issubclass(t, np.generic):
+        if issubclass(t, (np.bool_, np.integer)):
+            return np.generic.item(obj)
+        if issubclass(t, np.floating):
+            return float(np.generic.item(obj))  # a long double's item() is itself
+        if issubclass(t, np.datetime64):
+            return None if np.isnat(obj) else _exact_str(np.datetime_as_string(obj))
+        return _NOT_SCALAR
+    pd = _sys.modules.get("pandas")
+    if pd is not None and obj is pd.NaT:
+        return None
+    if issubclass(t, (_datetime.datetime, _datetime.date)):
+        return _isoformat(obj, path)
+    return _NOT_SCALAR
+
+
+def _float_key(v):
+    """The key json.dumps makes of an exact float."""
+    if v != v:
+        return "NaN"
+    if v == _INF:
+        return "Infinity"
+    if v == -_INF:
+        return "-Infinity"
+    return _float_repr(v)
 
 
 def _key(k, path):
-    """Dict keys the way json.dumps coerces them, plus numpy scalars and datetimes."""
-    if isinstance(k, str):
-        if "\x00" in k:
+    """A dict key as the string json.dumps makes of it (keys that are str, int, float,
+    bool or None), plus numpy scalars and datetimes."""
+    v = _scalar(k, path)
+    t = type(v)
+    if t is str:
+        if "\x00" in v:
             # Valid JSON, but most JSON libraries (the service's validator among them)
             # store keys as C strings and would cut or refuse them.
             raise _Unencodable("dict key containing a NUL character", path)
-        return _text(str(k))
-    if isinstance(k, bool):
-        return "true" if k else "false"
-    if k is None:
+        return _text(v)
+    if v is None:
         return "null"
-    np = _sys.modules.get("numpy")
-    if np is not None and isinstance(k, np.generic):
-        if isinstance(k, np.bool_):
-            return "true" if k else "false"
-        if isinstance(k, np.integer):
-            k = int(k)
-        elif isinstance(k, np.floating):
-            k = float(k)
-        elif isinstance(k, np.str_):
-            return _text(str(k))
-    if isinstance(k, int):
-        return str(_check_int(k, path))
-    if isinstance(k, float):
-        return _dumps(float(k))
-    if isinstance(k, (_datetime.datetime, _datetime.date)):
-        return k.isoformat()
+    if t is bool:
+        return "true" if v else "false"
+    if t is int:
+        return str(_check_int(v, path))
+    if t is float:
+        return _float_key(v)
     raise _Unencodable(f"dict key of type {_type_name(k)}", path)
 
 
 def _convert(obj, path, depth, active):
-    """Returns a tree of plain JSON types (dict/list/str/int/float/bool/None)."""
-    if obj is None or obj is True or obj is False:
-        return obj
+    """Returns a tree of exact JSON types (dict/list/str/int/float/bool/None)."""
     t = type(obj)
     if t is str:
         return _text(obj)
@@ -185,72 +248,74 @@ def _convert(obj, path, depth, active):
         return _check_int(obj, path)
     if t is float:
         return obj if _isfinite(obj) else None
+    if obj is None or t is bool:
+        return obj
     if depth >= MAX_DEPTH:
         raise _Unencodable(f"nesting deeper than {MAX_DEPTH} levels", path)
 
-    if isinstance(obj, (list, tuple, dict)):
+    if issubclass(t, (list, tuple, dict)):
         if id(obj) in active:
             raise _Unencodable("circular reference", path)
         active.add(id(obj))
         try:
-            if isinstance(obj, dict):
+            if issubclass(t, dict):
+                items_of = _odict_items if issubclass(t, _collections.OrderedDict) else _dict_items
+                # A snapshot: converting a value may run the script's code (an
+                # isoformat() of its own), which may change the dict.
+                items = list(items_of(obj))
                 out = {}
-                for k, v in obj.items():
+                for k, v in items:
                     key = _key(k, path)
                     out[key] = _convert(v, f"{path}[{key!r}]", depth + 1, active)
                 return out
-            return [_convert(v, f"{path}[{i}]", depth + 1, active) for i, v in enumerate(obj)]
+            values = _list_copy(obj) if issubclass(t, list) else _tuple_iter(obj)
+            return [_convert(v, f"{path}[{i}]", depth + 1, active) for i, v in enumerate(values)]
         finally:
             active.discard(id(obj))
 
-    if isinstance(obj, bool):
-        return bool(obj)
-    if isinstance(obj, int):
-        return _check_int(obj, path)
-    if isinstance(obj, float):
-        return _float(obj)
-    if isinstance(obj, str):
-        return _text(str(obj))
-
+    value = _scalar(obj, path)
+    if value is not _NOT_SCALAR:
+        return _convert(value, path, depth, active)
+    # Library types convert through their own methods; a subclass may override them, and
+    # what they return is read like any other value, one level deeper (so a conversion
+    # that returns its own object ends at the depth limit).
     np = _sys.modules.get("numpy")
-    if np is not None:
-        if isinstance(obj, np.generic):
-            if isinstance(obj, np.bool_):
-                return bool(obj)
-            if isinstance(obj, np.integer):
-                return _check_int(obj, path)
-            if isinstance(obj, np.floating):
-                return _float(obj)
-            if isinstance(obj, np.str_):
-                return _text(str(obj))
-            if isinstance(obj, np.datetime64):
-                return None if np.isnat(obj) else str(np.datetime_as_string(obj))
-            raise _Unencodable(f"{_type_name(obj)} is not JSON serializable", path)
-        if isinstance(obj, np.ndarray):
-            if obj.dtype.kind not in "biufUMO":
-                raise _Unencodable(f"numpy array of dtype {obj.dtype} is not JSON serializable", path)
-            if obj.dtype.kind == "M":
-                obj = np.datetime_as_string(obj)
-            return _convert(obj.tolist(), path, depth, active)
-
+    if np is not None and issubclass(t, np.ndarray):
+        if obj.dtype.kind not in "biufUMO":
+            raise _Unencodable(f"numpy array of dtype {obj.dtype} is not JSON serializable", path)
+        if obj.dtype.kind == "M":
+            obj = np.datetime_as_string(obj)
+        return _convert(obj.tolist(), path, depth + 1, active)
     pd = _sys.modules.get("pandas")
     if pd is not None:
-        if isinstance(obj, (pd.DataFrame, pd.Series)):
-            return _convert(obj.to_dict(), path, depth, active)
-        if isinstance(obj, pd.Index):
-            return _convert(obj.tolist(), path, depth, active)
-        if obj is pd.NaT:
-            return None
-
-    if isinstance(obj, (_datetime.datetime, _datetime.date)):
-        return obj.isoformat()
+        if issubclass(t, (pd.DataFrame, pd.Series)):
+            return _convert(obj.to_dict(), path, depth + 1, active)
+        if issubclass(t, pd.Index):
+            return _convert(obj.tolist(), path, depth + 1, active)
     raise _Unencodable(f"{_type_name(obj)} is not JSON serializable", path)
+
+
+def _no_default(obj):
+    raise TypeError(f"{_type_name(obj)} is not JSON serializable")
+
+
+# json.dumps(..., ensure_ascii=False, allow_nan=False, separators=(",", ":")), without
+# json.dumps: it looks its JSONEncoder class and that class's methods up at each call, and
+# the script can have replaced them. The C encoder never calls back into Python for the
+# exact types _convert returns. No circular check: _convert builds a tree.
+_encoder = _c_make_encoder(
+    None, _no_default, _c_encode_basestring, None, ":", ",", False, False, False
+)
+
+
+def _json_text(plain):
+    return "".join(_encoder(plain, 0))
 
 
 def _frame(status, result_text=None, **fields):
     header = {"status": status}
     header.update(fields)
-    head = _dumps(header, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    head = _json_text(header).encode("utf-8")
     if result_text is None:
         return head + b"\n"
     return head + b"\n" + result_text
@@ -277,8 +342,22 @@ def _script_traceback(exc):
         return _error_message(exc)
 
 
+def _raised_in_script(exc):
+    """True if a frame of the script is in the exception's traceback."""
+    try:
+        tb = BaseException.__traceback__.__get__(exc)
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == SCRIPT_FILENAME:
+                return True
+            tb = tb.tb_next
+    except BaseException:  # noqa: B036
+        pass
+    return False
+
+
 def _failure(exc):
-    if isinstance(exc, MemoryError):
+    # type(), not isinstance(): an exception can claim to be a MemoryError (__class__).
+    if issubclass(type(exc), MemoryError):
         return _frame("memory_error", error="Memory limit exceeded", detail=_error_message(exc))
     return _frame("runtime_error", error=_error_message(exc), traceback=_script_traceback(exc))
 
@@ -335,8 +414,7 @@ def _run(source, result_limit):
 
     try:
         plain = _convert(value, "result", 0, set())
-        encoded = _dumps(plain, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        body = encoded.encode("utf-8")
+        body = _json_text(plain).encode("utf-8")
     except _Unencodable as e:
         return _frame(
             "not_json_serializable",
@@ -344,7 +422,9 @@ def _run(source, result_limit):
         )
     except MemoryError as e:
         return _failure(e)
-    except BaseException as e:  # noqa: B036 - hostile __eq__/__iter__ and friends
+    except BaseException as e:  # noqa: B036 - anything a conversion raised
+        if _raised_in_script(e):
+            return _failure(e)  # e.g. from an isoformat() of the script's own
         return _frame(
             "not_json_serializable",
             error=_text(f"main() returned a value JSON cannot carry: {_error_message(e)}"),

@@ -6,7 +6,8 @@
  *   byte  0      end: value % 8, the ExecEnd values in order; those past the last one
  *                are EXEC_END_NORMAL too (the frame-reading case)
  *   byte  1      flags: 1 have_status, 2 out_truncated, 4 err_truncated, 8 oom_killed,
- *                16 request_id set, 32 internal_what set, 64 empty ranges are NULL
+ *                16 request_id set, 32 internal_what set, 64 empty ranges are NULL,
+ *                128 frame_complete
  *   bytes 2-5    wait_status (int32, little-endian: any value, not only real ones)
  *   byte  6, 7   setup_stage (int8), setup_errno
  *   byte  8      internal_errno; also the ApiCode of the response_error() call below
@@ -37,6 +38,7 @@ enum {
         F_REQUEST_ID = 16,
         F_INTERNAL_WHAT = 32,
         F_NULL_WHEN_EMPTY = 64,
+        F_FRAME_COMPLETE = 128,
 };
 
 #define REQUEST_ID "fuzz-request-id"
@@ -186,10 +188,15 @@ static void check_outcome(const ExecOutcome *o)
                 break;
         case EXEC_END_NORMAL:
                 /* What the script did is data, never INTERNAL: only a sandbox that left
-                 * neither a wait status nor a byte of frame is the service's failure. */
-                fuzz_check((resp.code == API_INTERNAL) == (!o->have_status && o->frame_len == 0),
+                 * neither a wait status nor a frame (a byte of one, or a complete one of
+                 * length 0) is the service's failure. */
+                fuzz_check((resp.code == API_INTERNAL) ==
+                                   (!o->have_status && o->frame_len == 0 && !o->frame_complete),
                            "%s with%s status and %zu frame bytes", api_code_name(resp.code),
                            o->have_status ? "" : "out", o->frame_len);
+                /* After a complete frame the executor kills the sandbox: not a crash. */
+                if (o->frame_complete)
+                        fuzz_check(resp.code != API_CRASHED, "CRASHED after a complete frame");
                 if (!header && o->oom_killed && resp.code != API_INTERNAL)
                         fuzz_check(resp.code == API_MEMORY_LIMIT, "OOM kill gave %s",
                                    api_code_name(resp.code));
@@ -264,6 +271,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         o.oom_killed = flags & F_OOM_KILLED;
         o.request_id = flags & F_REQUEST_ID ? REQUEST_ID : NULL;
         o.internal_what = flags & F_INTERNAL_WHAT ? "spawn" : NULL;
+        o.frame_complete = flags & F_FRAME_COMPLETE;
         o.wait_status = (int) fuzz_u32(&in);
         o.setup_stage = (int8_t) fuzz_u8(&in);
         o.setup_errno = fuzz_u8(&in);

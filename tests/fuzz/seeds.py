@@ -78,7 +78,7 @@ write("request", "bad-raw-control", b'{"script":"a\x01b"}')
 
 END = {"normal": 0, "timeout": 1, "output": 2, "result": 3, "setup": 4, "internal": 5,
        "expired": 6}
-HAVE_STATUS, OUT_TRUNC, ERR_TRUNC, OOM, REQ_ID, WHAT, NULLS = 1, 2, 4, 8, 16, 32, 64
+HAVE_STATUS, OUT_TRUNC, ERR_TRUNC, OOM, REQ_ID, WHAT, NULLS, COMPLETE = 1, 2, 4, 8, 16, 32, 64, 128
 
 
 def outcome(frame=b"", out=b"", err=b"", end="normal", flags=HAVE_STATUS, wait=0,
@@ -98,6 +98,8 @@ FRAMES = {
     "ok-whitespace": OK + b" [ 1 , 2 ]\n",
     "ok-dup-keys": OK + b'{"a":1,"a":2}',
     "ok-utf8": OK + '"\u00e9\U0001F600\u2028"'.encode(),
+    "nul-key": OK + b'[{"\\\\":1,"k\\u0000":"\\\\u0000"}]',
+    "hostile-nul-key-cut": OK + b'{"k\\u0000":1',
     "syntax": b'{"status":"syntax_error","error":"SyntaxError: invalid syntax (line 2, '
               b'column 5)","line":2,"column":5}\n',
     "syntax-bad-line": b'{"status":"syntax_error","line":"2","column":1e3}\n',
@@ -154,6 +156,9 @@ for name, (out, flags) in OUTS.items():
 write("response", "no-frame-exit1", outcome(wait=1 << 8))
 write("response", "no-frame-exit0", outcome(wait=0, out=b"bye"))
 write("response", "corrupt-frame", outcome(b"garbage", wait=0))
+write("response", "complete-corrupt-sigkill", outcome(b"garbage\n", wait=9,
+                                                      flags=HAVE_STATUS | COMPLETE))
+write("response", "complete-empty-no-status", outcome(flags=COMPLETE))
 write("response", "sigkill", outcome(wait=9))
 write("response", "sigsegv", outcome(wait=11, err=b"Segmentation fault"))
 write("response", "sigxcpu", outcome(wait=24))

@@ -342,6 +342,15 @@ def test_memory_error_raised_by_script(server):
     assert body["error"] == "Memory limit exceeded"
 
 
+def test_exception_claiming_to_be_a_memory_error_is_a_runtime_error(server):
+    # isinstance() believes __class__; the harness goes by the exception's real type.
+    script = ("class Fake(Exception):\n"
+              "    __class__ = property(lambda self: MemoryError)\n"
+              "def main():\n    raise Fake('not out of memory')\n")
+    body = assert_error(server.execute(script), 422, "RUNTIME_ERROR", ran=True)
+    assert body["error"] == "__script__.Fake: not out of memory", body
+
+
 @pytest.mark.parametrize("stream", ["stdout", "stderr"])
 def test_output_limit(limited_server, stream):
     limit = LIMITS["output_limit"]

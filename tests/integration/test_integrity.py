@@ -113,6 +113,38 @@ def test_writing_forged_frames_to_every_fd(server):
     assert_still_serving(server)
 
 
+def send_frame_then_sleep(frame: bytes):
+    """A script that writes [u64 length][frame] on the result channel (fd 3) and sleeps:
+    the service ends the request at the frame and kills the sandbox (SIGKILL)."""
+    return ("import os, struct, time\ndef main():\n"
+            f"    frame = {frame!r}\n"
+            "    os.write(3, struct.pack('=Q', len(frame)) + frame)\n"
+            "    time.sleep(30)\n"
+            "    return 'slept'\n")
+
+
+@pytest.mark.parametrize("frame", [b"garbage\n", b""], ids=["garbage", "empty"])
+def test_complete_corrupt_frame_is_blamed_on_the_channel(server, frame):
+    # The SIGKILL in the sandbox's status is the service's own (the frame ended the
+    # request), not a crash of the script; and without a status (cgroup.kill answers at
+    # once) an empty frame is still the script's doing, not INTERNAL.
+    body = assert_error(server.execute(send_frame_then_sleep(frame)),
+                        422, "RUNTIME_ERROR", ran=True)
+    assert "private result channel" in body["error"], body
+    assert "signal" not in body, body
+    assert_still_serving(server)
+
+
+def test_frame_with_a_nul_key_is_not_json_serializable(server):
+    # Well-formed, and a result main() could have returned: it gets the contract's answer
+    # for such a result, not the blame for a corrupt frame.
+    frame = b'{"status":"ok"}\n{"k\\u0000":1}'
+    body = assert_error(server.execute(send_frame_then_sleep(frame)),
+                        422, "NOT_JSON_SERIALIZABLE", ran=True)
+    assert "NUL" in body["error"], body
+    assert_still_serving(server)
+
+
 # -- nothing outlives its request ---------------------------------------------------------
 
 

@@ -465,6 +465,55 @@ static void test_hostile_frame_from_killed_process(void **state)
         HOSTILE_AS("{\"status\":\"pwned\"}\n", SIGNALED(SIGSYS), API_CRASHED);
 }
 
+static void test_complete_corrupt_frame_is_not_a_crash(void **state)
+{
+        /* A complete frame ends the job and the executor kills the sandbox: that SIGKILL
+         * is the service's, and the frame is what the script did. */
+        ExecOutcome o = normal(NULL);
+        json_t *j;
+
+        o.frame = "garbage\n", o.frame_len = 8, o.frame_complete = true;
+        o.wait_status = SIGNALED(SIGKILL);
+        j = respond(&o, API_RUNTIME_ERROR);
+        assert_contains(str(j, "error"), "private result channel");
+        assert_null(json_object_get(j, "signal"));
+        json_decref(j);
+
+        /* A frame of length 0 (just the prefix): corrupt too, with or without a status
+         * (with cgroup.kill the answer does not wait for one); never INTERNAL. */
+        o.frame = NULL, o.frame_len = 0;
+        json_decref(respond(&o, API_RUNTIME_ERROR));
+        o.have_status = false;
+        j = respond(&o, API_RUNTIME_ERROR);
+        assert_contains(str(j, "error"), "private result channel");
+        json_decref(j);
+}
+
+#define NUL_KEY_AS(lit, code) check_hostile(lit, sizeof(lit) - 1, EXITED(0), code)
+
+static void test_result_with_nul_in_a_key(void **state)
+{
+        /* Valid JSON that the contract refuses as a result (jansson cannot even hold it):
+         * NOT_JSON_SERIALIZABLE, as if the harness had refused it, not the channel's
+         * blame. */
+        ExecOutcome o = normal(FRAME_OK "{\"k\\u0000\":1}");
+        json_t *j = respond(&o, API_NOT_JSON_SERIALIZABLE);
+
+        assert_contains(str(j, "error"), "NUL");
+        json_decref(j);
+        NUL_KEY_AS(FRAME_OK "[1,{\"a\":{\"\\u0000\":\"\\u0000\"}}]", API_NOT_JSON_SERIALIZABLE);
+        NUL_KEY_AS(FRAME_OK "{\"\\\\\":1,\"\\u0000\":\"\\\\u0000\"}", API_NOT_JSON_SERIALIZABLE);
+        /* With any other fault it is a corrupt frame. */
+        NUL_KEY_AS(FRAME_OK "{\"k\\u0000\":1", API_RUNTIME_ERROR);
+        NUL_KEY_AS(FRAME_OK "{\"k\\u0000\":1} 2", API_RUNTIME_ERROR);
+        NUL_KEY_AS(FRAME_OK "{\"k\\u0000\":1,\"x\":\"\xFF\"}", API_RUNTIME_ERROR);
+        NUL_KEY_AS(FRAME_OK "{\"k\\u0000\":NaN}", API_RUNTIME_ERROR);
+        NUL_KEY_AS("{\"status\\u0000\":\"ok\"}\n1", API_RUNTIME_ERROR); /* in the header */
+        /* An escaped backslash before u0000 is no NUL: an ordinary key. */
+        o = normal(FRAME_OK "{\"k\\\\u0000\":1}");
+        json_decref(respond(&o, API_OK));
+}
+
 static void test_random_frames(void **state)
 {
         /* Mutations of real frames: any code may come out, but always a valid body whose
@@ -907,6 +956,8 @@ int main(void)
                 cmocka_unit_test(test_hostile_frame_message),
                 cmocka_unit_test(test_hostile_huge_nesting),
                 cmocka_unit_test(test_hostile_frame_from_killed_process),
+                cmocka_unit_test(test_complete_corrupt_frame_is_not_a_crash),
+                cmocka_unit_test(test_result_with_nul_in_a_key),
                 cmocka_unit_test(test_random_frames),
                 cmocka_unit_test(test_wait_statuses),
                 cmocka_unit_test(test_oom_kill),
