@@ -9,6 +9,9 @@ directions:
 - a sample of what the table leaves out (the calls of findings 5, 6 and 8, and some that
   nobody thought of) is refused with ENOSYS, and answered otherwise by the kernel when
   the filter is switched off (`--disable-layers seccomp`).
+
+The coverage check reads the table from this checkout's src/sandbox/seccomp-table.c: run
+it against a binary built from the same tree (PYEXECD_BIN), as `make test` does.
 """
 
 import json
