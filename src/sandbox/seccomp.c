@@ -3,154 +3,107 @@
  * pre-built program costs ~0.1 ms against ~0.4 ms for building it in every child
  * (docs/design/kernel-costs.md section 5).
  *
- * Policy: a deny-list. The product promises `os`, `subprocess`, `threading` and
- * `multiprocessing`; Python's `os` module alone wraps a few hundred system calls, and an
- * allow-list that forgets one turns an ordinary script into a confusing EPERM. So the
- * filter allows by default and denies, with EPERM (never a kill: `subprocess` blocks
- * signals around vfork, and a SIGSYS there would kill the script instead of raising an
- * error it can handle), the kernel surface a script has no business with:
- *   - new namespaces and joining others: unshare, setns, clone/clone3 with CLONE_NEW*
- *     (clone3 is refused with ENOSYS: its flags live in memory seccomp cannot read, and
- *     glibc falls back to clone, whose flags we can check);
- *   - mounts and root changes: mount, umount2, pivot_root, chroot, the new mount API;
- *   - other processes' memory: ptrace, process_vm_readv/writev, process_madvise,
- *     pidfd_getfd, kcmp;
- *   - kernel attack surface with a history of escapes: bpf, perf_event_open, io_uring_*,
- *     userfaultfd, keyctl/add_key/request_key, name_to_handle_at/open_by_handle_at,
- *     fanotify_init, modify_ldt, iopl/ioperm;
- *   - the machine itself: module loading, kexec, reboot, swapon/swapoff, acct, quotactl,
- *     settimeofday/clock_settime/adjtimex, sethostname/setdomainname, syslog, vhangup;
- *   - personality() other than the read-only query;
- *   - sockets of any family but AF_UNIX (the network namespace has no usable interface
- *     anyway; this also closes netlink, packet, vsock, and the like);
- *   - every non-native architecture (i386 and x32 system-call numbers).
- * The allow-list alternative was measured in docs/design/kernel-costs.md section 5: its 78 rules
- * covered a broad numpy/pandas workload but refused fork and subprocess, which this product
- * must allow; moving to an allow-list is a follow-up that needs that workload as a test. */
+ * Policy: an allow-list, the table of seccomp-table.c (one entry per system call, with
+ * why). Every other call, and every call of another architecture (i386 and x32 numbers),
+ * is refused with ENOSYS: the answer of a kernel built without that call, which glibc,
+ * CPython and the programs a script runs already handle as "older kernel" (clone3 falls
+ * back to clone, fchmodat2 to fchmodat, preadv2 with flags becomes EOPNOTSUPP). So does an
+ * fcntl, ioctl, madvise, prctl or fadvise argument the table does not list (libseccomp has
+ * no per-call default). Never a kill: a script gets an OSError it can handle, and
+ * `subprocess` blocks signals around vfork, where a SIGSYS would kill the script instead.
+ * The argument filters kept from the deny-list answer EPERM, as before: clone with a
+ * namespace flag, personality other than the query, sockets of any family but AF_UNIX.
+ * docs/SECCOMP.md has the reasons, the comparison with Docker's profile and the costs. */
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <sched.h>
 #include <seccomp.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "sandbox/sandbox.h"
+#include "sandbox/seccomp-table.h"
 #include "util/macro.h"
 
-#ifndef CLONE_NEWTIME
-#define CLONE_NEWTIME 0x00000080
-#endif
+/* What a call no rule matches gets. */
+static const uint32_t default_action = SCMP_ACT_ERRNO(SECCOMP_DEFAULT_ERRNO);
 
-static const char *const denied[] = {
-        "unshare",
-        "setns",
-        "mount",
-        "umount",
-        "umount2",
-        "pivot_root",
-        "chroot",
-        "open_tree",
-        "move_mount",
-        "fsopen",
-        "fsconfig",
-        "fsmount",
-        "fspick",
-        "mount_setattr",
-        "ptrace",
-        "process_vm_readv",
-        "process_vm_writev",
-        "process_madvise",
-        "pidfd_getfd",
-        "kcmp",
-        "bpf",
-        "perf_event_open",
-        "io_uring_setup",
-        "io_uring_enter",
-        "io_uring_register",
-        "userfaultfd",
-        "keyctl",
-        "add_key",
-        "request_key",
-        "name_to_handle_at",
-        "open_by_handle_at",
-        "fanotify_init",
-        "modify_ldt",
-        "iopl",
-        "ioperm",
-        "init_module",
-        "finit_module",
-        "delete_module",
-        "kexec_load",
-        "kexec_file_load",
-        "reboot",
-        "swapon",
-        "swapoff",
-        "acct",
-        "quotactl",
-        "quotactl_fd",
-        "settimeofday",
-        "clock_settime",
-        "clock_adjtime",
-        "adjtimex",
-        "sethostname",
-        "setdomainname",
-        "syslog",
-        "vhangup",
-        "lookup_dcookie",
-        "uselib",
-        "nfsservctl",
-};
+/* One rule: allow (err 0) or refuse with err. A refusal the default gives anyway is left to
+ * it (libseccomp refuses a rule whose action is the default's). */
+static int add(scmp_filter_ctx ctx, int err, int nr, unsigned n, const struct scmp_arg_cmp *cmp)
+{
+        uint32_t action = err == 0 ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO((uint32_t) err);
 
-#define NS_FLAGS                                                                                   \
-        (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | \
-         CLONE_NEWCGROUP)
+        if (action == default_action)
+                return 0;
+        return seccomp_rule_add_exact_array(ctx, action, nr, n, cmp);
+}
+
+/* The rules of one table entry: what it allows, and (with `otherwise`) the complement. */
+static int add_entry(scmp_filter_ctx ctx, const SeccompRule *e, int nr)
+{
+        int r;
+
+        switch (e->match) {
+        case SECCOMP_ANY:
+                return add(ctx, 0, nr, 0, NULL);
+        case SECCOMP_REFUSE:
+                return add(ctx, e->otherwise, nr, 0, NULL);
+        case SECCOMP_ARG_IN:
+                for (size_t i = 0; i < e->n_values; i++) {
+                        struct scmp_arg_cmp eq = SCMP_CMP64(e->arg, SCMP_CMP_EQ, e->values[i]);
+                        if ((r = add(ctx, 0, nr, 1, &eq)) < 0)
+                                return r;
+                }
+                if (e->otherwise == 0)
+                        return 0;
+                if (e->n_values != 1)
+                        return -EINVAL; /* the complement of a set is not one comparison */
+                {
+                        struct scmp_arg_cmp ne = SCMP_CMP64(e->arg, SCMP_CMP_NE, e->values[0]);
+                        return add(ctx, e->otherwise, nr, 1, &ne);
+                }
+        case SECCOMP_ARG_CLEAR: {
+                const uint64_t bits = e->values[0];
+                struct scmp_arg_cmp clear = SCMP_CMP64(e->arg, SCMP_CMP_MASKED_EQ, bits, 0);
+
+                if (e->n_values != 1)
+                        return -EINVAL;
+                if ((r = add(ctx, 0, nr, 1, &clear)) < 0)
+                        return r;
+                /* Each bit its own rule: a masked comparison can only test for equality. */
+                for (unsigned b = 0; e->otherwise != 0 && b < 64; b++) {
+                        uint64_t bit = UINT64_C(1) << b;
+                        struct scmp_arg_cmp set = SCMP_CMP64(e->arg, SCMP_CMP_MASKED_EQ, bit, bit);
+
+                        if ((bits & bit) && (r = add(ctx, e->otherwise, nr, 1, &set)) < 0)
+                                return r;
+                }
+                return 0;
+        }
+        }
+        return -EINVAL;
+}
 
 static int build(scmp_filter_ctx ctx)
 {
-        const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
-        int r;
+        for (size_t i = 0; i < seccomp_table_len; i++) {
+                const SeccompRule *e = &seccomp_table[i];
+                int nr = seccomp_syscall_resolve_name(e->name);
+                int r;
 
-        for (size_t i = 0; i < ELEMENTSOF(denied); i++) {
-                int nr = seccomp_syscall_resolve_name(denied[i]);
+                /* Unknown to this libseccomp: not a call of this architecture, or newer than
+                 * the library; left to the default answer (tests/unit checks the table
+                 * resolves with the library it is built with). */
                 if (nr == __NR_SCMP_ERROR)
-                        continue; /* not a syscall on this architecture */
-                r = seccomp_rule_add(ctx, eperm, nr, 0);
-                if (r < 0)
-                        return r;
-        }
-        /* clone(flags, ...) with any namespace flag set. Each flag is its own rule because
-         * a masked comparison can only test for equality. */
-        for (unsigned bit = 0; bit < 32; bit++) {
-                unsigned long flag = 1UL << bit;
-                if (!(NS_FLAGS & flag))
                         continue;
-                r = seccomp_rule_add(ctx, eperm, SCMP_SYS(clone), 1,
-                                     SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag));
+                r = add_entry(ctx, e, nr);
                 if (r < 0)
                         return r;
         }
-        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-        if (r < 0)
-                return r;
-        /* personality(): only the query (0xffffffff) is allowed. */
-        r = seccomp_rule_add(ctx, eperm, SCMP_SYS(personality), 1,
-                             SCMP_A0(SCMP_CMP_NE, 0xffffffffUL));
-        if (r < 0)
-                return r;
-        /* socket()/socketpair(): AF_UNIX only. */
-        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
-                             SCMP_A0(SCMP_CMP_NE, AF_UNIX));
-        if (r < 0)
-                return r;
-        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socketpair), 1,
-                             SCMP_A0(SCMP_CMP_NE, AF_UNIX));
-        return r;
+        return 0;
 }
 
 int seccomp_build(SeccompProgram *ret)
@@ -161,7 +114,7 @@ int seccomp_build(SeccompProgram *ret)
         off_t size;
         int r;
 
-        ctx = seccomp_init(SCMP_ACT_ALLOW);
+        ctx = seccomp_init(default_action);
         if (!ctx)
                 return -ENOMEM;
         /* Non-native architectures: refused as a whole (x32 numbers included). */
@@ -185,7 +138,8 @@ int seccomp_build(SeccompProgram *ret)
         if (r < 0)
                 goto out;
         size = lseek(fd, 0, SEEK_END);
-        if (size <= 0 || size % (off_t) sizeof(struct sock_filter) != 0) {
+        if (size <= 0 || size % (off_t) sizeof(struct sock_filter) != 0 ||
+            size / (off_t) sizeof(struct sock_filter) > BPF_MAXINSNS) {
                 r = -EIO;
                 goto out;
         }

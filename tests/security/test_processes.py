@@ -141,8 +141,9 @@ PTRACE_SIBLING = script('''
 ''')
 
 
-def test_seccomp_ptrace_of_a_sibling_is_eperm(server):
-    assert result_of(server.execute(PTRACE_SIBLING)) == "EPERM"
+def test_seccomp_ptrace_of_a_sibling_is_refused(server):
+    """ENOSYS: ptrace is not in the allow-list (docs/SECCOMP.md)."""
+    assert result_of(server.execute(PTRACE_SIBLING)) == "ENOSYS"
     assert_still_serving(server)
 
 
