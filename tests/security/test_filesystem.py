@@ -395,3 +395,38 @@ def test_mountns_dev_nodes_present_without_layer():
             return outcome(os.stat, "/dev/tty")
     ''')
     assert result_of(exec_script(body, disable="mountns")) == "ok"
+
+
+# -- host facts in /proc ---------------------------------------------------------------
+
+# Files of a fresh proc that describe the host, not the sandbox (issue 13, finding 8).
+MASKED_PROC = ["/proc/config.gz", "/proc/cmdline", "/proc/partitions", "/proc/diskstats",
+               "/proc/interrupts", "/proc/kallsyms", "/proc/timer_list", "/proc/sched_debug"]
+
+
+def proc_sizes_script(paths):
+    return script(f'''
+        def main():
+            out = {{}}
+            for p in {paths!r}:
+                try:
+                    with open(p, "rb") as f:
+                        out[p] = len(f.read())
+                except OSError as e:
+                    out[p] = errname(e.errno)
+            return out
+    ''')
+
+
+def test_mountns_host_facts_in_proc_read_empty(server):
+    """The kernel's configuration and command line, the host's disks and their I/O
+    counters, interrupt counts: each reads as an empty file (or does not exist here)."""
+    got = result_of(server.execute(proc_sizes_script(MASKED_PROC)))
+    assert all(v in (0, "ENOENT") for v in got.values()), got
+    assert_still_serving(server)
+
+
+def test_mountns_host_facts_in_proc_readable_without_layer():
+    got = result_of(exec_script(proc_sizes_script(MASKED_PROC), disable="mountns"))
+    # Present on every Linux: what the masks hide with the layer on.
+    assert got["/proc/cmdline"] > 0 and got["/proc/interrupts"] > 0, got
