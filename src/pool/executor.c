@@ -127,8 +127,7 @@ struct Job {
         bool exited;
         int wait_status;
         bool killed;
-        bool all_killed;  /* every process of the job at once (cgroup.kill), not only PID 1 */
-        bool frame_ended; /* killed by us at its complete frame: its exit status is ours */
+        bool all_killed; /* every process of the job at once (cgroup.kill), not only PID 1 */
         ExecEnd end;
         const char *internal_what;
         int internal_errno;
@@ -299,9 +298,7 @@ static void answer(Executor *ex, Job *j)
         ExecOutcome o = {
                 .end = j->end,
                 .request_id = j->request_id,
-                /* After our SIGKILL at the frame, the status says nothing of the script: a
-                 * corrupt frame must not read as a crash by SIGKILL. */
-                .have_status = j->exited && j->wait_status >= 0 && !j->frame_ended,
+                .have_status = j->exited && j->wait_status >= 0,
                 .wait_status = j->wait_status,
                 .setup_stage = j->hello.stage,
                 .setup_errno = j->hello.err,
@@ -415,9 +412,7 @@ static void maybe_finish(Executor *ex, Job *j)
          * reap. Output written before the frame is already in the pipes. */
         if (!j->answered && j->done && j->end == EXEC_END_NORMAL && j->state == JOB_RUNNING &&
             frame_complete(j, &frame, &len)) {
-                bool was_killed = j->killed;
-                job_kill(ex, j);
-                j->frame_ended |= j->killed && !was_killed;
+                job_kill(ex, j); /* response.c does not read this SIGKILL as a crash */
                 if (j->all_killed) {
                         bool over = false;
                         if (j->out >= 0 && drain(j->out, &j->out_buf, &over))
