@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -113,24 +114,42 @@ static int build_etc(uid_t uid_base, unsigned slots, char *errbuf, size_t errlen
                 "ld.so.cache",      "ld.so.conf",    "ld.so.conf.d", "localtime",
                 "timezone",         "nsswitch.conf", "mime.types",   "python3",
         };
-        char passwd[256], group[256];
+        char *passwd = NULL, *group = NULL;
+        size_t plen = 0, glen = 0;
+        FILE *pf, *gf;
         int r;
 
         if (mkdir(NEWROOT "/etc", 0755) < 0)
                 return err(errbuf, errlen, "mkdir", NEWROOT "/etc");
-        /* One name for every slot's uid, so getpass.getuser() and `id` work. */
-        (void) snprintf(passwd, sizeof(passwd),
-                        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-                        "sandbox:x:%" PRIu32 ":%" PRIu32 ":sandbox:/tmp:/usr/sbin/nologin\n"
-                        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-                        (uint32_t) uid_base, (uint32_t) uid_base);
-        (void) snprintf(group, sizeof(group),
-                        "root:x:0:\nsandbox:x:%" PRIu32 ":\nnogroup:x:65534:\n",
-                        (uint32_t) uid_base);
-        (void) slots;
-        if ((r = write_file(NEWROOT "/etc/passwd", passwd, errbuf, errlen)) < 0 ||
-            (r = write_file(NEWROOT "/etc/group", group, errbuf, errlen)) < 0 ||
-            (r = write_file(NEWROOT "/etc/hostname", "sandbox\n", errbuf, errlen)) < 0 ||
+        /* One name for every slot's uid, so getpass.getuser() and `id` work in each. */
+        pf = open_memstream(&passwd, &plen);
+        gf = open_memstream(&group, &glen);
+        if (pf && gf) {
+                (void) fputs("root:x:0:0:root:/root:/usr/sbin/nologin\n", pf);
+                (void) fputs("root:x:0:\n", gf);
+                for (unsigned i = 0; i < slots; i++) {
+                        uint32_t id = (uint32_t) uid_base + i;
+                        (void) fprintf(pf,
+                                       "sandbox:x:%" PRIu32 ":%" PRIu32
+                                       ":sandbox:/tmp:/usr/sbin/nologin\n",
+                                       id, id);
+                        (void) fprintf(gf, "sandbox:x:%" PRIu32 ":\n", id);
+                }
+                (void) fputs("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", pf);
+                (void) fputs("nogroup:x:65534:\n", gf);
+        }
+        r = (pf && fclose(pf) == 0) + (gf && fclose(gf) == 0) == 2 ? 0 : -ENOMEM;
+        if (r == 0 && (r = write_file(NEWROOT "/etc/passwd", passwd, errbuf, errlen)) == 0)
+                r = write_file(NEWROOT "/etc/group", group, errbuf, errlen);
+        free(passwd);
+        free(group);
+        if (r == -ENOMEM) {
+                errno = ENOMEM;
+                return err(errbuf, errlen, "generate", "/etc/passwd and /etc/group");
+        }
+        if (r < 0)
+                return r;
+        if ((r = write_file(NEWROOT "/etc/hostname", "sandbox\n", errbuf, errlen)) < 0 ||
             (r = write_file(NEWROOT "/etc/hosts", "127.0.0.1 localhost sandbox\n", errbuf,
                             errlen)) < 0)
                 return r;

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from .conftest import (MAX_SLOTS, UID_BASE, assert_still_serving, exec_script, result_of,
-                       script)
+                       run_concurrently, script)
 
 STATUS = script('''
     def main():
@@ -162,3 +162,17 @@ def test_credentials_cannot_lower_oom_score(server):
             return outcome(write, "-1000")
     ''')
     assert result_of(server.execute(body)) == "EACCES"
+
+
+def test_every_slot_uid_has_a_name(server):
+    """Two requests at once run in two slots, so under two uids: each uid has a name in
+    the generated /etc/passwd (getpass.getuser() and `id -un` work), whatever the slot."""
+    who = ("import getpass, os, subprocess, time\ndef main():\n    time.sleep(1)\n"
+           "    return [os.getuid(), getpass.getuser(),\n"
+           "            subprocess.run(['id', '-un'], capture_output=True, text=True).stdout]\n")
+    first, second = run_concurrently(server, who, who, head_start=0.3)
+    uids = {result_of(first)[0], result_of(second)[0]}
+    assert len(uids) == 2, (first, second)  # two slots, really
+    for body in (first, second):
+        assert result_of(body)[1:] == ["sandbox", "sandbox\n"], body
+    assert_still_serving(server)
