@@ -668,7 +668,7 @@ _TOOLS = {
              " && ln -s /tmp/t3 /tmp/t4 && chmod -R u+w /tmp/t3 && rm -r /tmp/t3 /tmp/t4 && echo ok",
     "find": "find /tmp/t -type f | sort",
     "text": "printf 'b\\\\na\\\\nb\\\\n' | sort | uniq | sed s/b/x/ | awk '{print toupper($0)}' | tr -d '\\\\n'",
-    "grep": "grep -c sandbox /etc/passwd",
+    "grep": "grep -c ^root: /etc/passwd",
     "gzip": "head -c 100 /dev/urandom | gzip | gunzip | wc -c",
     "tar": "tar czf /tmp/t.tgz -C /usr/share zoneinfo/UTC && tar xzf /tmp/t.tgz -C /tmp"
            " && tar tzf /tmp/t.tgz",
