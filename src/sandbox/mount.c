@@ -267,10 +267,9 @@ int mount_proc(void)
 static int mask_proc(void)
 {
         static const char *const masked[] = {
-                "/proc/config.gz",   "/proc/cmdline",       "/proc/partitions",
-                "/proc/diskstats",   "/proc/interrupts",    "/proc/kallsyms",
-                "/proc/kcore",       "/proc/keys",          "/proc/timer_list",
-                "/proc/sched_debug", "/proc/latency_stats", "/proc/sysrq-trigger",
+                "/proc/config.gz",  "/proc/cmdline",     "/proc/partitions",    "/proc/diskstats",
+                "/proc/interrupts", "/proc/kallsyms",    "/proc/kcore",         "/proc/keys",
+                "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(masked); i++)
