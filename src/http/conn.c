@@ -157,6 +157,11 @@ static void client_put(HttpEngine *e, Client *c)
 
 /* ---- connections -------------------------------------------------------------------- */
 
+static uint64_t deadline_after(uint32_t ms)
+{
+        return now_usec() + (uint64_t) ms * 1000;
+}
+
 static void watch(HttpConn *c, uint32_t events)
 {
         struct epoll_event ev = {.events = events, .data.ptr = c};
@@ -278,7 +283,7 @@ static void conn_new(HttpEngine *e, int fd, Client *client)
         (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         c->state = C_HEAD;
         c->head_clock = true;
-        c->deadline_usec = now_usec() + (uint64_t) e->lim.header_timeout_ms * 1000;
+        c->deadline_usec = deadline_after(c->e->lim.header_timeout_ms);
         watch(c, EPOLLIN | EPOLLRDHUP);
 }
 
@@ -361,7 +366,7 @@ void http_respond(HttpConn *c, unsigned status, const char *content_type, const 
         c->out_len = (size_t) n + len;
         c->out_sent = 0;
         c->state = C_WRITE;
-        c->deadline_usec = now_usec() + (uint64_t) c->e->lim.idle_timeout_ms * 1000;
+        c->deadline_usec = deadline_after(c->e->lim.idle_timeout_ms);
 }
 
 void http_suspend(HttpConn *c)
@@ -369,17 +374,22 @@ void http_suspend(HttpConn *c)
         c->suspended = true;
 }
 
+static void poke(HttpEngine *e)
+{
+        uint64_t one = 1;
+        if (write(e->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+                log_errno(LOG_LEVEL_ERROR, errno, NULL, "Failed to wake the HTTP thread");
+}
+
 void http_wake(HttpConn *c)
 {
         HttpEngine *e = c->e;
-        uint64_t one = 1;
 
         (void) pthread_mutex_lock(&e->lock);
         c->wake_next = e->wake_head;
         e->wake_head = c;
         (void) pthread_mutex_unlock(&e->lock);
-        if (write(e->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-                log_errno(LOG_LEVEL_ERROR, errno, NULL, "Failed to wake the HTTP thread");
+        poke(e);
 }
 
 void http_set_data(HttpConn *c, void *data)
@@ -417,7 +427,7 @@ static void answered(HttpConn *c)
         }
         c->state = C_HEAD;
         c->head_clock = false;
-        c->deadline_usec = now_usec() + (uint64_t) e->lim.idle_timeout_ms * 1000;
+        c->deadline_usec = deadline_after(c->e->lim.idle_timeout_ms);
         watch(c, EPOLLIN | EPOLLRDHUP);
 }
 
@@ -442,7 +452,7 @@ static bool flush(HttpConn *c)
                         return false;
                 }
                 c->out_sent += (size_t) k;
-                c->deadline_usec = now_usec() + (uint64_t) c->e->lim.idle_timeout_ms * 1000;
+                c->deadline_usec = deadline_after(c->e->lim.idle_timeout_ms);
         }
         answered(c);
         return true;
@@ -511,7 +521,7 @@ static void start_body(HttpConn *c)
         c->body_left = c->head.content_length;
         c->chunked = (HttpChunked){0};
         c->state = C_BODY;
-        c->deadline_usec = now_usec() + (uint64_t) e->lim.idle_timeout_ms * 1000;
+        c->deadline_usec = deadline_after(c->e->lim.idle_timeout_ms);
         /* Best effort: a client that waits for it sends its body after a short timeout. */
         if (c->head.expect_continue && c->in_len == 0)
                 (void) send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -552,7 +562,7 @@ static void take_body(HttpConn *c)
 {
         HttpError err;
 
-        c->deadline_usec = now_usec() + (uint64_t) c->e->lim.idle_timeout_ms * 1000;
+        c->deadline_usec = deadline_after(c->e->lim.idle_timeout_ms);
         if (c->head.body == HTTP_BODY_LENGTH) {
                 size_t n = c->in_len < c->body_left ? c->in_len : (size_t) c->body_left;
                 if (buf_append(&c->body, c->in, n) < 0) {
@@ -592,8 +602,7 @@ static void drive(HttpConn *c)
                                 return;
                         if (!c->head_clock) {
                                 c->head_clock = true;
-                                c->deadline_usec =
-                                        now_usec() + (uint64_t) c->e->lim.header_timeout_ms * 1000;
+                                c->deadline_usec = deadline_after(c->e->lim.header_timeout_ms);
                         }
                         r = http_scan_head(&c->scan, c->in, c->in_len, &err);
                         if (r < 0)
@@ -891,13 +900,6 @@ fail:
 uint16_t http_engine_port(const HttpEngine *e)
 {
         return e->port;
-}
-
-static void poke(HttpEngine *e)
-{
-        uint64_t one = 1;
-        if (write(e->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-                log_errno(LOG_LEVEL_ERROR, errno, NULL, "Failed to wake the HTTP thread");
 }
 
 void http_engine_quiesce(HttpEngine *e)
