@@ -152,7 +152,7 @@ static void reply_body(Request *rq, const char *body, size_t len, const char *ty
         metrics_observe(rq->srv->metrics, rq->endpoint, API_OK, 0);
 }
 
-static void reply_metrics(Request *rq)
+static void reply_metrics(Request *rq, const HttpHead *h)
 {
         ExecutorStats st;
         char *text;
@@ -167,7 +167,7 @@ static void reply_metrics(Request *rq)
         free(text);
 }
 
-static void reply_ready(Request *rq)
+static void reply_ready(Request *rq, const HttpHead *h)
 {
         const char *disabled[32];
         size_t n = 0;
@@ -283,18 +283,6 @@ static void reply_openapi(Request *rq, const HttpHead *h)
         reply_body(rq, openapi_json, sizeof(openapi_json) - 1, "application/json");
 }
 
-static void reply_ready_route(Request *rq, const HttpHead *h)
-{
-        (void) h;
-        reply_ready(rq);
-}
-
-static void reply_metrics_route(Request *rq, const HttpHead *h)
-{
-        (void) h;
-        reply_metrics(rq);
-}
-
 /* POST /execute, head in: refuse now what the body cannot change, or read the body. */
 static void execute_head(Request *rq, const HttpHead *h)
 {
@@ -321,8 +309,8 @@ static void route(Request *rq, const HttpHead *h)
         } routes[] = {
                 {"/execute", ENDPOINT_EXECUTE, true, execute_head},
                 {"/health", ENDPOINT_HEALTH, false, reply_health},
-                {"/ready", ENDPOINT_READY, false, reply_ready_route},
-                {"/metrics", ENDPOINT_METRICS, false, reply_metrics_route},
+                {"/ready", ENDPOINT_READY, false, reply_ready},
+                {"/metrics", ENDPOINT_METRICS, false, reply_metrics},
                 {"/openapi.json", ENDPOINT_OTHER, false, reply_openapi},
         };
         bool post = strcmp(h->method, "POST") == 0;
