@@ -477,6 +477,25 @@ static int from_end(const ExecOutcome *o, json_t *obj, ApiResponse *ret)
         return r < 0 ? r : finish(obj, code, NULL, 0, ret);
 }
 
+/* The sandbox ended before it acknowledged its job: only the service's code had run in it
+ * (isolate's "the box failed", apart from "the program failed"). */
+static int from_unstarted(const ExecOutcome *o, ApiResponse *ret)
+{
+        char msg[256], how[64], name[32];
+
+        if (o->have_status && WIFEXITED(o->wait_status))
+                (void) snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(o->wait_status));
+        else if (o->have_status && WIFSIGNALED(o->wait_status))
+                (void) snprintf(how, sizeof(how), "killed by %s",
+                                signal_name(WTERMSIG(o->wait_status), name, sizeof(name)));
+        else
+                (void) snprintf(how, sizeof(how), "no exit status");
+        (void) snprintf(msg, sizeof(msg),
+                        "Internal error: the sandbox ended %s (%s); the script was not run",
+                        o->internal_what ? o->internal_what : "before acknowledging its job", how);
+        return response_error(API_INTERNAL, msg, o->request_id, ret);
+}
+
 int response_from_outcome(const ExecOutcome *o, ApiResponse *ret)
 {
         json_t *obj = json_object();
@@ -487,6 +506,8 @@ int response_from_outcome(const ExecOutcome *o, ApiResponse *ret)
                 return -ENOMEM;
         if (o->end != EXEC_END_NORMAL)
                 r = from_end(o, obj, ret);
+        else if (!o->script_started && !o->oom_killed)
+                r = from_unstarted(o, ret);
         else {
                 /* Something on the result channel (a complete frame of length 0 too). */
                 bool sent = o->frame_len > 0 || o->frame_complete;

@@ -68,7 +68,9 @@
 #define RESTART_MAX_USEC       (5ULL * 1000000)
 #define READ_CHUNK             65536
 #define FRAME_HEADER_ALLOWANCE 65536            /* result frame = header line + result */
+#define FRAME_ACK              sizeof(uint64_t) /* SANDBOX_JOB_ACK, first on the stream */
 #define FRAME_PREFIX           sizeof(uint64_t) /* the frame's length, before it */
+#define FRAME_HEAD             (FRAME_ACK + FRAME_PREFIX)
 
 typedef enum JobState {
         JOB_QUEUED,
@@ -277,17 +279,29 @@ static void job_end(Executor *ex, Job *j, ExecEnd end)
         job_kill(ex, j);
 }
 
-/* The result frame, once the sandbox sent all of it: [u64 length][frame]. */
+/* The sandbox acknowledged its job: its limits are applied and the script's code may
+ * have run. The stream after the job is [u64 SANDBOX_JOB_ACK][u64 length][frame]. */
+static bool job_acked(const Job *j)
+{
+        uint64_t ack;
+
+        if (j->frame.len < FRAME_ACK)
+                return false;
+        memcpy(&ack, j->frame.data, sizeof(ack));
+        return ack == SANDBOX_JOB_ACK;
+}
+
+/* The result frame, once the sandbox sent all of it. */
 static bool frame_complete(const Job *j, const char **ret_frame, size_t *ret_len)
 {
         uint64_t declared;
 
-        if (j->frame.len < FRAME_PREFIX)
+        if (!job_acked(j) || j->frame.len < FRAME_HEAD)
                 return false;
-        memcpy(&declared, j->frame.data, FRAME_PREFIX);
-        if (declared > j->frame.len - FRAME_PREFIX)
+        memcpy(&declared, j->frame.data + FRAME_ACK, FRAME_PREFIX);
+        if (declared > j->frame.len - FRAME_HEAD)
                 return false;
-        *ret_frame = j->frame.data + FRAME_PREFIX;
+        *ret_frame = j->frame.data + FRAME_HEAD;
         *ret_len = (size_t) declared;
         return true;
 }
@@ -314,12 +328,21 @@ static void answer(Executor *ex, Job *j)
         };
         uint64_t end_usec = j->finished_usec ? j->finished_usec : now_usec();
 
+        o.script_started = job_acked(j);
+        if (o.end == EXEC_END_NORMAL && !o.script_started) {
+                /* Only the service's code ran: its failure, whatever the exit looks like. */
+                o.internal_what = o.have_status ? sandbox_exit_stage(o.wait_status)
+                                                : "before acknowledging its job";
+                log_event(LOG_LEVEL_ERROR, j->request_id, NULL,
+                          "Sandbox %d ended %s (wait status %#x); the script was not run",
+                          (int) j->pid, o.internal_what, (unsigned) o.wait_status);
+        }
         o.frame_complete = frame_complete(j, &o.frame, &o.frame_len);
-        if (!o.frame_complete) {
+        if (!o.frame_complete && o.script_started && j->frame.len > FRAME_HEAD) {
                 /* Cut short (killed, or the script wrote to the channel itself): whatever
                  * came after the length is handed over, to be judged as such. */
-                o.frame = j->frame.len > FRAME_PREFIX ? j->frame.data + FRAME_PREFIX : NULL;
-                o.frame_len = j->frame.len > FRAME_PREFIX ? j->frame.len - FRAME_PREFIX : 0;
+                o.frame = j->frame.data + FRAME_HEAD;
+                o.frame_len = j->frame.len - FRAME_HEAD;
         }
         if (j->started_usec) {
                 o.duration_ms = (double) (end_usec - j->started_usec) / 1000.0;
@@ -880,7 +903,7 @@ static Job *job_new(Executor *ex)
         j->client_fd = -EBADF;
         buf_init(&j->out_buf, ex->cfg->output_limit);
         buf_init(&j->err_buf, ex->cfg->output_limit);
-        buf_init(&j->frame, FRAME_PREFIX + ex->cfg->result_limit + FRAME_HEADER_ALLOWANCE);
+        buf_init(&j->frame, FRAME_HEAD + ex->cfg->result_limit + FRAME_HEADER_ALLOWANCE);
         return j;
 }
 

@@ -27,6 +27,10 @@ typedef struct ExecOutcome {
         int setup_errno;           /* with EXEC_END_SETUP_FAILED */
         const char *internal_what; /* with EXEC_END_INTERNAL */
         int internal_errno;
+        /* The sandbox acknowledged its job (SANDBOX_JOB_ACK): its limits were applied and
+         * the script's code may have run. Without it, only the service's code ran, and any
+         * exit is the service's failure. */
+        bool script_started;
         const char *frame;
         size_t frame_len;
         /* The sandbox sent a whole frame (as long as its length prefix says). The executor

@@ -14,11 +14,17 @@
  * supervisor <-> sandbox: a SOCK_STREAM socketpair (the sandbox's fd 3, "ctl").
  *   <- SandboxHello (set-up finished, or the stage that failed)
  *   -> SandboxJob + script bytes
- *   <- uint64_t length + result frame (see runtime/harness.py), then EOF */
+ *   <- uint64_t SANDBOX_JOB_ACK (the job's limits are applied; the script runs next)
+ *   <- uint64_t length + result frame (see runtime/harness.py), then EOF
+ *
+ * Before the acknowledgement only the service's code has run in the sandbox, so an exit
+ * without it is the service's failure (500), never the script's: see SandboxExit. After
+ * it, nothing the sandbox sends or does can be trusted. */
 #pragma once
 
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #define ZYGOTE_MAGIC  0x7a796730u /* "zyg0" */
 #define SANDBOX_MAGIC 0x73627830u /* "sbx0" */
@@ -93,6 +99,31 @@ typedef struct SandboxHello {
         int32_t err;   /* errno of the failure */
         uint32_t reserved;
 } SandboxHello;
+
+/* The sandbox's exit codes for its own failures (the script's own exits can be anything,
+ * so these mean something only before SANDBOX_JOB_ACK was sent). */
+typedef enum SandboxExit {
+        SANDBOX_EXIT_FRAME = 123,   /* writing the result frame failed */
+        SANDBOX_EXIT_HARNESS = 124, /* the runtime could not run the harness */
+        SANDBOX_EXIT_LIMITS = 125,  /* applying the job's limits failed */
+        SANDBOX_EXIT_JOB = 126,     /* the job message was short or malformed */
+        SANDBOX_EXIT_SETUP = 127,   /* set-up failed, or its hello could not be sent */
+} SandboxExit;
+
+#define SANDBOX_JOB_ACK 0x6b63612d30786273ull /* "sbx0-ack", little-endian */
+
+/* What the sandbox was doing when it exited with `status` (a wait status) before it
+ * acknowledged its job: for the 500 answer and the log. */
+static inline const char *sandbox_exit_stage(int status)
+{
+        if (WIFEXITED(status) && WEXITSTATUS(status) == SANDBOX_EXIT_JOB)
+                return "while reading its job";
+        if (WIFEXITED(status) && WEXITSTATUS(status) == SANDBOX_EXIT_LIMITS)
+                return "while applying the job's limits";
+        if (WIFEXITED(status) && WEXITSTATUS(status) == SANDBOX_EXIT_SETUP)
+                return "while reporting its set-up";
+        return "before acknowledging its job";
+}
 
 typedef struct SandboxJob {
         uint32_t magic;

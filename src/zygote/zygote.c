@@ -176,26 +176,32 @@ static _Noreturn void sandbox_child(uint32_t slot, uint32_t flags, int ctl, int 
                 hello.err = -r;
         }
         if (write_all(io[3], &hello, sizeof(hello)) < 0 || r < 0)
-                _exit(127);
+                _exit(SANDBOX_EXIT_SETUP);
 
         /* io[3] is fd 3 now. */
         if (read_exact(3, &job, sizeof(job)) < 0 || job.magic != SANDBOX_MAGIC ||
             job.script_len > SCRIPT_MAX)
-                _exit(126);
+                _exit(SANDBOX_EXIT_JOB);
         script = malloc(job.script_len + 1);
         if (!script || read_exact(3, script, job.script_len) < 0)
-                _exit(126);
+                _exit(SANDBOX_EXIT_JOB);
         script[job.script_len] = '\0';
         phase("job");
 
         if (zygote.cfg.layers & LAYER_RLIMITS &&
             sandbox_apply_job_limits(sandbox_as_limit(zygote.vm_size, job.memory_mb),
                                      job.timeout_ms / 1000 + 1) < 0)
-                _exit(125);
+                _exit(SANDBOX_EXIT_LIMITS);
+        /* The last word of the service's own code: from here on the script's runs. */
+        {
+                uint64_t ack = SANDBOX_JOB_ACK;
+                if (write_all(3, &ack, sizeof(ack)) < 0)
+                        _exit(SANDBOX_EXIT_JOB);
+        }
 
         r = runtime_run(script, job.script_len, job.result_limit, &frame, &frame_len);
         if (r < 0)
-                _exit(124);
+                _exit(SANDBOX_EXIT_HARNESS);
         phase("run");
 
         /* As PID 1 of the namespace: kill and reap everything the script left behind
@@ -211,7 +217,7 @@ static _Noreturn void sandbox_child(uint32_t slot, uint32_t flags, int ctl, int 
         {
                 uint64_t len = frame_len;
                 if (write_all(3, &len, sizeof(len)) < 0 || write_all(3, frame, frame_len) < 0)
-                        _exit(123);
+                        _exit(SANDBOX_EXIT_FRAME);
         }
         if (flags & ZYGOTE_SPAWN_EXIT_BACKGROUND)
                 (void) setpriority(PRIO_PROCESS, 0, PRIO_MAX - 1);

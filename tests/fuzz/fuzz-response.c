@@ -4,7 +4,8 @@
  * truncation, OOM kills). Input layout (missing bytes read as 0):
  *
  *   byte  0      end: value % 8, the ExecEnd values in order; those past the last one
- *                are EXEC_END_NORMAL too (the frame-reading case)
+ *                are EXEC_END_NORMAL too (the frame-reading case); bit 7 set: the
+ *                sandbox never acknowledged its job (script_started false)
  *   byte  1      flags: 1 have_status, 2 out_truncated, 4 err_truncated, 8 oom_killed,
  *                16 request_id set, 32 internal_what set, 64 empty ranges are NULL,
  *                128 frame_complete
@@ -187,13 +188,16 @@ static void check_outcome(const ExecOutcome *o)
                            api_code_name(resp.code));
                 break;
         case EXEC_END_NORMAL:
-                /* What the script did is data, never INTERNAL: only a sandbox that left
+                /* What the script did is data, never INTERNAL: only a sandbox that ended
+                 * before its job was acknowledged (and not by the OOM killer), or left
                  * neither a wait status nor a frame (a byte of one, or a complete one of
-                 * length 0) is the service's failure. */
+                 * length 0), is the service's failure. */
                 fuzz_check((resp.code == API_INTERNAL) ==
-                                   (!o->have_status && o->frame_len == 0 && !o->frame_complete),
-                           "%s with%s status and %zu frame bytes", api_code_name(resp.code),
-                           o->have_status ? "" : "out", o->frame_len);
+                                   ((!o->script_started && !o->oom_killed) ||
+                                    (!o->have_status && o->frame_len == 0 && !o->frame_complete)),
+                           "%s with%s status, %zu frame bytes, script %sstarted",
+                           api_code_name(resp.code), o->have_status ? "" : "out", o->frame_len,
+                           o->script_started ? "" : "not ");
                 /* After a complete frame the executor kills the sandbox: not a crash. */
                 if (o->frame_complete)
                         fuzz_check(resp.code != API_CRASHED, "CRASHED after a complete frame");
@@ -261,7 +265,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t out_len, err_len, frame_len;
         char *out_copy, *err_copy, *frame_copy, *msg;
 
-        o.end = (ExecEnd) (fuzz_u8(&in) % 8);
+        flags = fuzz_u8(&in);
+        o.end = (ExecEnd) (flags % 8);
+        o.script_started = !(flags & 128);
         if (o.end > EXEC_END_EXPIRED)
                 o.end = EXEC_END_NORMAL;
         flags = fuzz_u8(&in);

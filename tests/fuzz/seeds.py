@@ -78,12 +78,14 @@ write("request", "bad-raw-control", b'{"script":"a\x01b"}')
 
 END = {"normal": 0, "timeout": 1, "output": 2, "result": 3, "setup": 4, "internal": 5,
        "expired": 6}
+NOT_STARTED = 128  # or'd into the end byte: the sandbox never acknowledged its job
 HAVE_STATUS, OUT_TRUNC, ERR_TRUNC, OOM, REQ_ID, WHAT, NULLS, COMPLETE = 1, 2, 4, 8, 16, 32, 64, 128
 
 
 def outcome(frame=b"", out=b"", err=b"", end="normal", flags=HAVE_STATUS, wait=0,
-            stage=0, errno=0, ierrno=0, timeout=10000, duration_us=12345):
-    return (struct.pack("<BBiBBBIIHH", END[end], flags, wait, stage & 0xFF, errno, ierrno,
+            stage=0, errno=0, ierrno=0, timeout=10000, duration_us=12345, started=True):
+    first = END[end] | (0 if started else NOT_STARTED)
+    return (struct.pack("<BBiBBBIIHH", first, flags, wait, stage & 0xFF, errno, ierrno,
                         timeout, duration_us, len(out), len(err)) + out + err + frame)
 
 
@@ -180,6 +182,10 @@ write("response", "setup-failed-stage-high", outcome(end="setup", stage=99, errn
 write("response", "internal", outcome(end="internal", ierrno=12, flags=REQ_ID | WHAT))
 write("response", "expired", outcome(end="expired", flags=REQ_ID))
 write("response", "internal-bare", outcome(end="internal", ierrno=200, flags=0))
+write("response", "unstarted-limits", outcome(wait=125 << 8, started=False,
+                                            flags=HAVE_STATUS | REQ_ID | WHAT))
+write("response", "unstarted-signal", outcome(wait=11, started=False))
+write("response", "unstarted-oom", outcome(wait=9, started=False, flags=HAVE_STATUS | OOM))
 
 
 # --- config: NUL-separated parts, 'e' = environment, 'f' = command line ------------------

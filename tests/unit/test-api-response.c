@@ -34,6 +34,7 @@ static ExecOutcome normal(const char *frame)
                 .request_id = "req-42",
                 .have_status = true,
                 .wait_status = EXITED(0),
+                .script_started = true,
                 .frame = frame,
                 .frame_len = frame ? strlen(frame) : 0,
                 .out = "out",
@@ -614,6 +615,45 @@ static void test_wait_statuses(void **state)
         json_decref(j);
 }
 
+/* The executor's verdict on a sandbox that never acknowledged its job: only the service's
+ * code ran, so whatever the exit status, it is the service's 500, never the script's 422. */
+static void test_exit_before_the_script_started(void **state)
+{
+        static const struct {
+                int status;
+                const char *stage, *how;
+        } cases[] = {
+                {EXITED(125), "while applying the job's limits", "exit status 125"},
+                {EXITED(126), "while reading its job", "exit status 126"},
+                {EXITED(3), "before acknowledging its job", "exit status 3"},
+                {SIGNALED(SIGSEGV), "before acknowledging its job", "killed by SIGSEGV"},
+        };
+        (void) state;
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                ExecOutcome o = normal(NULL);
+                json_t *j;
+                o.script_started = false;
+                o.wait_status = cases[i].status;
+                o.internal_what = cases[i].stage;
+                j = respond(&o, API_INTERNAL);
+                assert_contains(str(j, "error"), cases[i].stage);
+                assert_contains(str(j, "error"), cases[i].how);
+                assert_contains(str(j, "error"), "the script was not run");
+                json_decref(j);
+        }
+
+        /* The same exit once the script ran is the script's own (os._exit(125)). */
+        {
+                ExecOutcome o = normal(NULL);
+                json_t *j;
+                o.wait_status = EXITED(125);
+                j = respond(&o, API_RUNTIME_ERROR);
+                assert_contains(str(j, "error"), "exit status 125");
+                json_decref(j);
+        }
+}
+
 static void test_oom_kill(void **state)
 {
         /* The cgroup's OOM killer: SIGKILL, no frame, but it is the memory limit. */
@@ -960,6 +1000,7 @@ int main(void)
                 cmocka_unit_test(test_result_with_nul_in_a_key),
                 cmocka_unit_test(test_random_frames),
                 cmocka_unit_test(test_wait_statuses),
+                cmocka_unit_test(test_exit_before_the_script_started),
                 cmocka_unit_test(test_oom_kill),
                 cmocka_unit_test(test_no_status_no_frame_is_internal),
                 cmocka_unit_test(test_end_timeout),
