@@ -11,7 +11,7 @@ PYTEST_FLAGS ?= -q
 PYTEST  := $(PYTHON) -m pytest -p no:cacheprovider $(PYTEST_FLAGS)
 
 .PHONY: all deps build run test test-unit test-integration test-security test-deploy test-asan \
-	bench bench-phases soak fuzz image verify-image test-vm build-clang format clean
+	bench bench-phases soak fuzz image verify-image test-vm build-clang format check-format clean
 
 all: build
 
@@ -114,6 +114,11 @@ build-clang:
 
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i
+
+# The house style (.clang-format), checked without changing a file: CI runs it.
+check-format:
+	./scripts/install-deps --fuzz
+	git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD) $(CLANG_BUILD)
