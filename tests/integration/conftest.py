@@ -18,30 +18,22 @@ helpers that start a process skip by themselves; a test that looks at the
 `skip_in_url_mode()` before that part.
 """
 
-import http.client
-import json
 import os
-import queue
-import select
-import signal
 import subprocess
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import pytest
-from urlmode import SERVER_URL, hooks, parse_server_url, skip_in_url_mode
+# The shared helpers. parse_log_line and parse_strict_json are here for the test modules,
+# which import them from this conftest with the rest.
+from pyexecd_testing import (STARTUP_TIMEOUT, RemoteServer, Response, ServerProcess, clean_env,
+                             parse_log_line, parse_strict_json)
+from urlmode import SERVER_URL, hooks, skip_in_url_mode
 
 SUITE = Path(__file__).resolve().parent
 REPO = SUITE.parents[1]
 BINARY = os.environ.get("PYEXECD_BIN", str(REPO / "build" / "pyexecd"))
-
-STARTUP_TIMEOUT = 60  # seconds; the zygote imports pandas before the server listens
-STOP_GRACE = 10  # seconds between SIGTERM and SIGKILL
-HTTP_TIMEOUT = 120  # socket timeout; a liveness guard, not a timing assertion
-SEND_CHUNK = 64 * 1024
 
 # The documented limits of a server started without flags.
 DEFAULT_OUTPUT_LIMIT = 1024 * 1024
@@ -61,45 +53,6 @@ SUCCESS_KEYS = {"result", "stdout", "stderr", "duration_ms"}
 TRIVIAL_SCRIPT = "def main():\n    return {'alive': True}\n"
 
 
-class Response(NamedTuple):
-    """One HTTP answer. `headers` has lower-cased names; `json` is None
-    unless `raw` is strict JSON (UTF-8, no NaN/Infinity tokens)."""
-
-    status: int
-    headers: dict
-    json: Any
-    raw: bytes
-
-
-def _reject_constant(name):
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
-def parse_strict_json(raw: bytes):
-    """The JSON value in `raw`, or None if it is not strict JSON."""
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError):
-        return None
-
-
-def encode_body(body) -> bytes:
-    if isinstance(body, bytes):
-        return body
-    if isinstance(body, str):
-        return body.encode("utf-8")
-    return json.dumps(body).encode("utf-8")
-
-
-def clean_env(**overrides) -> dict:
-    """The test runner's environment without any pyexecd configuration,
-    plus `overrides`."""
-    env = {k: v for k, v in os.environ.items()
-           if k != "PORT" and not k.startswith("PYEXECD_")}
-    env.update(overrides)
-    return env
-
-
 def run_binary(*args, env=None, stdin=None, timeout=STARTUP_TIMEOUT * 2):
     """Runs the binary to completion (killed if it outlives `timeout`)."""
     skip_in_url_mode("runs the pyexecd binary here")
@@ -112,200 +65,11 @@ def run_binary(*args, env=None, stdin=None, timeout=STARTUP_TIMEOUT * 2):
     )
 
 
-class Client:
-    """The HTTP side of a pyexecd at `host`:`port`."""
-
-    def __init__(self, host, port=None):
-        self.host = host
-        self.port = port
-
-    def alive(self):
-        """True while the server answers GET /health."""
-        try:
-            return self.get("/health").status == 200
-        except OSError:
-            return False
-
-    def request(self, method, path, body=None, headers=None, chunked=False) -> Response:
-        """Sends one request on a fresh connection. The body is streamed so
-        that a server answering early (413) and closing is still read."""
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT)
-        try:
-            conn.putrequest(method, path, skip_accept_encoding=True)
-            for name, value in (headers or {}).items():
-                conn.putheader(name, value)
-            if body is not None:
-                if chunked:
-                    conn.putheader("Transfer-Encoding", "chunked")
-                else:
-                    conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders()
-            if body is not None:
-                self._send_body(conn.sock, body, chunked)
-            resp = conn.getresponse()
-            raw = resp.read()
-            hdrs = {}
-            for name, value in resp.getheaders():
-                key = name.lower()
-                hdrs[key] = f"{hdrs[key]}, {value}" if key in hdrs else value
-            return Response(resp.status, hdrs, parse_strict_json(raw), raw)
-        finally:
-            conn.close()
-
-    @staticmethod
-    def _send_body(sock, body, chunked):
-        pieces = [body[i:i + SEND_CHUNK] for i in range(0, len(body), SEND_CHUNK)]
-        if chunked:
-            pieces = [b"%x\r\n%s\r\n" % (len(p), p) for p in pieces] + [b"0\r\n\r\n"]
-        for piece in pieces:
-            readable, _, _ = select.select([sock], [], [], 0)
-            if readable:  # the server has answered (or closed) already
-                return
-            try:
-                sock.sendall(piece)
-            except (BrokenPipeError, ConnectionResetError):
-                return
-
-    def post(self, body, headers=None, content_type="application/json",
-             path="/execute", chunked=False) -> Response:
-        all_headers = {} if content_type is None else {"Content-Type": content_type}
-        all_headers.update(headers or {})
-        return self.request("POST", path, encode_body(body), all_headers, chunked)
-
-    def execute(self, script, **fields) -> Response:
-        return self.post({"script": script, **fields})
-
-    def get(self, path) -> Response:
-        return self.request("GET", path)
-
-
-class RemoteServer(Client):
-    """The pyexecd at PYEXECD_URL: HTTP only. It has no pid, process or log
-    lines here; a test that needs them is marked `needs_process`."""
-
-    def __init__(self, url):
-        super().__init__(*parse_server_url(url))
-        self.url = url
-
-    def stderr_text(self):
-        return f"(the log of the server at {self.url} is not visible here)"
-
-
-class Server(Client):
-    """A running pyexecd. Start with `start()`, stop with `stop()`."""
+class Server(ServerProcess):
+    """A pyexecd started here with `extra_args` (see ServerProcess)."""
 
     def __init__(self, extra_args=(), env=None):
-        super().__init__("127.0.0.1")
-        self.args = [BINARY, "--listen", self.host, "--port", "0",
-                     "--log-format", "json", *extra_args]
-        self.env = clean_env() if env is None else env
-        self.proc = None
-        self.log_lines = []  # every stderr line, decoded, in order
-        self._lines = queue.Queue()
-        self._reader = None
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    # -- lifecycle ---------------------------------------------------------
-
-    def start(self):
-        skip_in_url_mode("starts pyexecd here")
-        if not os.access(BINARY, os.X_OK):
-            pytest.fail(f"pyexecd binary not found or not executable: {BINARY} "
-                        "(build it with `make -C <repo> build` or set PYEXECD_BIN)")
-        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, env=self.env)
-        self._reader = threading.Thread(target=self._drain_stderr, daemon=True)
-        self._reader.start()
-        self.port = self._wait_for_port()
-        self._wait_until_ready()
-        return self
-
-    def _drain_stderr(self):
-        for raw in self.proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.log_lines.append(line)
-            self._lines.put(line)
-        self._lines.put(None)  # EOF
-
-    def _wait_for_port(self):
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self.stop()
-                pytest.fail(f"no 'listening' log line within {STARTUP_TIMEOUT}s; "
-                            f"stderr so far:\n{self.stderr_text()}")
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                self.stop()
-                pytest.fail(f"pyexecd exited during start-up (status {self.proc.returncode}); "
-                            f"stderr:\n{self.stderr_text()}")
-            record = parse_log_line(line)
-            if (record is not None
-                    and str(record.get("message", "")).startswith("listening")
-                    and type(record.get("port")) is int):
-                return record["port"]
-
-    def _wait_until_ready(self):
-        """Waits (bounded) for /ready; proceeds either way so that the
-        readiness tests, not the fixture, report a broken /ready."""
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if self.get("/ready").status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        """SIGTERM by pid, SIGKILL after STOP_GRACE seconds. Idempotent.
-        Returns the exit status."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        if self._reader is not None:
-            self._reader.join(timeout=STOP_GRACE)
-        return self.proc.returncode
-
-    # -- logs --------------------------------------------------------------
-
-    def stderr_text(self):
-        return "\n".join(self.log_lines)
-
-    def wait_for_log(self, needle, timeout=2.0):
-        """True once a log line contains `needle` (bounded wait)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(needle in line for line in list(self.log_lines)):
-                return True
-            time.sleep(0.05)
-        return False
-
-
-def parse_log_line(line):
-    """The JSON object on a log line, or None."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
+        super().__init__(BINARY, extra_args, env)
 
 
 # -- assertions shared by the test modules ------------------------------------

@@ -28,30 +28,25 @@ themselves; other tests are marked `needs_process` or call
 `skip_in_url_mode()` before that part.
 """
 
-import http.client
 import json
 import os
-import queue
-import signal
 import subprocess
+import signal
 import textwrap
 import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import pytest
-from urlmode import SERVER_URL, hooks, parse_server_url, skip_in_url_mode
+from pyexecd_testing import HTTP_TIMEOUT, Client, RemoteServer, ServerProcess, clean_env
+from urlmode import SERVER_URL, hooks, skip_in_url_mode
 
 SUITE = Path(__file__).resolve().parent
 REPO = SUITE.parents[1]
 BINARY = os.environ.get("PYEXECD_BIN", str(REPO / "build" / "pyexecd"))
 MUST_WORK = os.environ.get("PYEXECD_MUST_WORK") == "1"
 
-STARTUP_TIMEOUT = 60  # seconds; the zygote imports numpy and pandas first
-STOP_GRACE = 10
-HTTP_TIMEOUT = 120  # a liveness guard, not a timing assertion
 EXEC_TIMEOUT = 120
 RETRIES = 3  # the binary may be relinked while the suite runs
 
@@ -130,14 +125,6 @@ def require_root():
     require(os.geteuid() == 0, "the sandbox needs root (namespaces, cgroups, uid switch)")
 
 
-def clean_env(**overrides) -> dict:
-    """The runner's environment without any pyexecd configuration, plus overrides."""
-    env = {k: v for k, v in os.environ.items()
-           if k != "PORT" and not k.startswith("PYEXECD_")}
-    env.update(overrides)
-    return env
-
-
 def require_binary():
     skip_in_url_mode("runs the pyexecd binary here")
     if not os.access(BINARY, os.X_OK):
@@ -148,152 +135,24 @@ def require_binary():
 # -- HTTP server -----------------------------------------------------------------
 
 
-class Response(NamedTuple):
-    status: int
-    json: Any
-    raw: bytes
-
-
-class Client:
-    """The HTTP side of a pyexecd at `host`:`port`."""
-
-    def __init__(self, host, port=None):
-        self.host = host
-        self.port = port
-
-    def alive(self):
-        """True while the server answers GET /health."""
-        try:
-            return self.request("GET", "/health").status == 200
-        except OSError:
-            return False
-
-    def request(self, method, path, body=None) -> Response:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT)
-        try:
-            headers = {"Content-Type": "application/json"} if body is not None else {}
-            conn.request(method, path, body=body, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-        finally:
-            conn.close()
-        try:
-            parsed = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            parsed = None
-        return Response(resp.status, parsed, raw)
-
+class SecurityClient(Client):
     def execute(self, source, **fields) -> dict:
         """POSTs /execute; returns the JSON body with the HTTP status as `_status`."""
-        resp = self.request("POST", "/execute",
-                            json.dumps({"script": source, **fields}).encode("utf-8"))
+        resp = super().execute(source, **fields)
         assert isinstance(resp.json, dict), f"HTTP {resp.status}: {resp.raw[:2000]!r}"
         return {**resp.json, "_status": resp.status}
 
 
-class RemoteServer(Client):
-    """The pyexecd at PYEXECD_URL: HTTP only. It has no pid, process or log
-    lines here; a test that needs them is marked `needs_process`."""
-
-    def __init__(self, url):
-        super().__init__(*parse_server_url(url))
-        self.url = url
-
-    def stderr_text(self):
-        return f"(the log of the server at {self.url} is not visible here)"
+class Remote(SecurityClient, RemoteServer):
+    """The pyexecd at PYEXECD_URL (see RemoteServer)."""
 
 
-class Server(Client):
-    """A running `pyexecd` on an ephemeral port."""
+class Server(SecurityClient, ServerProcess):
+    """A pyexecd started here on its own uid range (COMMON_FLAGS) with `extra_args`."""
 
     def __init__(self, extra_args=(), env=None, listen="127.0.0.1"):
-        super().__init__("::1" if ":" in listen else listen)
-        self.listen = listen
-        self.args = [BINARY, "--listen", listen, "--port", "0", "--log-format", "json",
-                     *COMMON_FLAGS, *extra_args]
-        self.env = clean_env(**(env or {}))
-        self.proc = None
-        self.log_lines = []
-        self._lines = queue.Queue()
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def start(self):
-        require_binary()
-        last = "no attempt"
-        for _ in range(RETRIES):
-            try:
-                if self._start_once():
-                    return self
-                last = self.stderr_text()
-            except OSError as e:  # ETXTBSY/ENOENT while the binary is relinked
-                last = repr(e)
-            self.stop()
-            time.sleep(2)
-        pytest.fail(f"pyexecd {' '.join(self.args[1:])} did not start:\n{last}")
-
-    def _start_once(self):
-        self.log_lines = []
-        self._lines = queue.Queue()
-        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env=self.env)
-        threading.Thread(target=self._drain, args=(self.proc, self._lines), daemon=True).start()
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                return False
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if (isinstance(record, dict)
-                    and str(record.get("message", "")).startswith("listening")
-                    and type(record.get("port")) is int):
-                self.port = record["port"]
-                return self._wait_ready(deadline)
-        return False
-
-    def _drain(self, proc, lines):
-        for raw in proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.log_lines.append(line)
-            lines.put(line)
-        lines.put(None)
-
-    def _wait_ready(self, deadline):
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if self.request("GET", "/ready").status == 200:
-                    return True
-            except OSError:
-                pass
-            time.sleep(0.1)
-        return False
-
-    def stop(self):
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode
-
-    def stderr_text(self):
-        return "\n".join(self.log_lines)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
+        super().__init__(BINARY, (*COMMON_FLAGS, *extra_args), clean_env(**(env or {})),
+                         listen=listen, attempts=RETRIES)
 
 
 # -- one-shot CLI ------------------------------------------------------------------
@@ -451,7 +310,7 @@ def server(request):
     if not SERVER_URL:
         return request.getfixturevalue("start_server")(
             "--concurrency", str(CONCURRENCY), env=SERVER_ENV)
-    srv = RemoteServer(SERVER_URL)
+    srv = Remote(SERVER_URL)
     if not srv.alive():
         pytest.fail(f"PYEXECD_URL={SERVER_URL}: no answer to GET /health")
     return srv
