@@ -1,0 +1,197 @@
+/* The executor's inside, shared by its files (see executor.c for the whole picture): the
+ * job, zygote and executor structs, and the functions one file calls in another. Only the
+ * executor thread touches these, except the `lock`-protected fields of Executor. */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pool/executor.h"
+#include "util/buf.h"
+#include "zygote/zygote.h"
+
+#define SETUP_GRACE_USEC       (10ULL * 1000000) /* spawn + sandbox set-up, at most */
+#define READY_TIMEOUT_MS       120000            /* first zygote start (imports pandas) */
+#define RESTART_MIN_USEC       (100ULL * 1000)
+#define RESTART_MAX_USEC       (5ULL * 1000000)
+#define READ_CHUNK             65536
+#define FRAME_HEADER_ALLOWANCE 65536            /* result frame = header line + result */
+#define FRAME_ACK              sizeof(uint64_t) /* SANDBOX_JOB_ACK, first on the stream */
+#define FRAME_PREFIX           sizeof(uint64_t) /* the frame's length, before it */
+#define FRAME_HEAD             (FRAME_ACK + FRAME_PREFIX)
+
+typedef enum JobState {
+        JOB_QUEUED,
+        JOB_SPAWNING, /* SPAWN sent, waiting for the zygote's SPAWNED */
+        JOB_HELLO,    /* sandbox created, waiting for its set-up report */
+        JOB_READY,    /* warm: every layer in place, waiting for a request */
+        JOB_RUNNING,  /* job sent (or being sent); collecting output */
+} JobState;
+
+typedef enum WatchKind {
+        WATCH_WAKE,
+        WATCH_SIGNAL,
+        WATCH_ZYGOTE,
+        WATCH_CTL,
+        WATCH_OUT,
+        WATCH_ERR,
+        WATCH_CLIENT, /* the HTTP client's socket: only its hang-up is of interest */
+} WatchKind;
+
+typedef struct Job Job;
+
+typedef struct Zygote Zygote;
+
+typedef struct Watch {
+        WatchKind kind;
+        Job *job;       /* WATCH_CTL, WATCH_OUT, WATCH_ERR */
+        Zygote *zygote; /* WATCH_ZYGOTE */
+} Watch;
+
+struct Job {
+        Job *next; /* in the submission queue, then in the graveyard */
+        uint64_t token;
+        char *script;
+        size_t script_len;
+        uint32_t timeout_ms;
+        uint32_t memory_mb;
+        char request_id[80]; /* up to 64 characters (http/server.c) */
+        ExecDoneFn done;
+        void *userdata;
+
+        JobState state;
+        unsigned slot;
+        Zygote *zygote; /* the one that made (or is making) the sandbox */
+        pid_t pid;
+        int pidfd, ctl, out, err;
+        int client_fd; /* borrowed from the HTTP layer; watched for hang-up only */
+        bool client_watched;
+        Watch w_ctl, w_out, w_err, w_client;
+
+        SandboxHello hello;
+        size_t hello_got;
+        SandboxJob header;
+        size_t sent; /* bytes of header + script written */
+
+        Buf out_buf, err_buf, frame;
+        bool exited;
+        int wait_status;
+        bool killed;
+        bool all_killed; /* every process of the job at once (cgroup.kill), not only PID 1 */
+        ExecEnd end;
+        const char *internal_what;
+        int internal_errno;
+        uint64_t deadline_usec;
+        uint64_t submit_usec, spawn_usec, started_usec, finished_usec;
+        uint64_t oom_kills_before; /* the slot's OOM-kill count when the job started */
+        bool warm;                 /* a pool sandbox no request has adopted yet */
+        bool prewarmed;            /* set-up happened before the request arrived */
+        bool answered; /* the request got its response (the sandbox may still be exiting) */
+        bool finished; /* retired: slot released; freed at the end of the event batch */
+};
+
+typedef enum ZygoteState {
+        ZYGOTE_FREE,     /* no process */
+        ZYGOTE_STARTING, /* launched, ZygoteReady not yet received */
+        ZYGOTE_UP,       /* serving */
+        ZYGOTE_DRAINING, /* replaced; closed once its last sandbox is gone */
+        ZYGOTE_GONE,     /* socket closed, process not yet reaped */
+} ZygoteState;
+
+struct Zygote {
+        ZygoteState state;
+        pid_t pid;
+        int sock;
+        Watch watch;
+        unsigned jobs; /* sandboxes asked for and not yet finished */
+        uint64_t spawns;
+        uint64_t up_usec;
+        bool background; /* at the warm pool's lower priority (see zygote_set_background) */
+};
+
+#define N_ZYGOTES 2 /* the serving one, and its successor or predecessor */
+
+struct Executor {
+        const Config *cfg;
+        Cgroups *cgroups; /* NULL with the cgroups layer off */
+        pthread_t thread;
+        bool thread_started;
+
+        /* Shared with submitting threads, under `lock`. */
+        pthread_mutex_t lock;
+        Job *queue_head, *queue_tail;
+        unsigned admitted; /* submitted and not yet finished */
+        ExecutorStats stats;
+        bool stopping;
+        uint64_t stop_deadline_usec;
+        bool zygote_ready; /* mirror of current != NULL */
+
+        /* Executor thread only (and the constructor before it starts). */
+        int epfd, wakefd, sigfd;
+        Watch w_wake, w_signal;
+        Job **slots;
+        unsigned n_slots;
+        unsigned running;         /* slots in use */
+        unsigned busy;            /* sandboxes serving a request (at most cfg->concurrency) */
+        unsigned warm;            /* warm sandboxes not yet adopted */
+        uint64_t warm_retry_usec; /* after a warm sandbox failed its set-up */
+        bool kill_at_once;        /* cgroup.kill: answer at the frame, not at the reap */
+        bool background_warm;     /* warm sandboxes wait at a lower priority (see adopt) */
+        int nice;                 /* the service's own nice value: a request's priority */
+        uint64_t next_token;
+        Zygote zygotes[N_ZYGOTES];
+        Zygote *current; /* the one that serves; NULL while none is up */
+        unsigned long long zygotes_started;
+        uint64_t restart_at_usec, restart_backoff_usec;
+        Job *graveyard; /* finished jobs whose watches may still be in the event batch */
+};
+
+#define STAT_ADD(ex, field)                               \
+        do {                                              \
+                (void) pthread_mutex_lock(&(ex)->lock);   \
+                (ex)->stats.field++;                      \
+                (void) pthread_mutex_unlock(&(ex)->lock); \
+        } while (0)
+
+/* executor.c: the loop. */
+int pool_watch_add(Executor *ex, int fd, uint32_t events, Watch *w);
+int pool_watch_mod(Executor *ex, int fd, uint32_t events, Watch *w);
+
+/* job.c: a job from its creation to its answer and retirement. */
+Job *job_new(Executor *ex);
+void job_free(Job *j);
+void job_close_fd(Executor *ex, int *fd);
+void job_kill(Executor *ex, Job *j);
+void job_fail(Executor *ex, Job *j, const char *what, int err);
+void job_end(Executor *ex, Job *j, ExecEnd end);
+bool job_frame_complete(const Job *j, const char **ret_frame, size_t *ret_len);
+void job_retire(Executor *ex, Job *j);
+bool job_drain(int fd, Buf *b, bool *ret_over);
+void job_maybe_finish(Executor *ex, Job *j);
+
+/* sandbox-io.c: a sandbox's sockets (hello, job, result stream, output) and its client's hang-up.
+ */
+void sandbox_send_job(Executor *ex, Job *j);
+void sandbox_on_ctl(Executor *ex, Job *j, uint32_t events);
+void sandbox_on_stream(Executor *ex, Job *j, int *fd, Buf *b);
+void sandbox_watch_client(Executor *ex, Job *j);
+void sandbox_on_client(Executor *ex, Job *j, uint32_t events);
+
+/* zygotes.c: the zygote processes (start, hand-over, loss) and their messages. */
+int zygote_start(Executor *ex);
+void zygote_maybe_retire(Executor *ex, Zygote *z);
+void zygote_lost(Executor *ex, Zygote *z, const char *why);
+void zygote_housekeeping(Executor *ex);
+void zygote_on_readable(Executor *ex, Zygote *z);
+void zygotes_on_sigchld(Executor *ex);
+int zygote_wait_first_ready(Executor *ex, Zygote *z, char *errbuf, size_t errlen);
+void zygotes_stop(Executor *ex);
+
+/* priority.c: the warm pool as background work. */
+bool priority_can_raise(int *ret_nice);
+void priority_zygote_background(Executor *ex, Zygote *z, bool background);
+void priority_adopted(Executor *ex, Job *w);
+void priority_update(Executor *ex, bool queued);

@@ -1,0 +1,157 @@
+/* One sandbox's descriptors, as the loop sees them: its set-up report (hello), the job
+ * sent to it, the result stream ([ack][length][frame]), its stdout and stderr, and the
+ * hang-up of the HTTP client that waits for it. */
+#include <assert.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "pool/internal.h"
+#include "util/clock.h"
+#include "util/fd.h"
+#include "util/log.h"
+#include "util/macro.h"
+
+void sandbox_send_job(Executor *ex, Job *j)
+{
+        size_t total = sizeof(j->header) + j->script_len;
+
+        while (j->sent < total) {
+                const char *p;
+                size_t n;
+                if (j->sent < sizeof(j->header)) {
+                        p = (const char *) &j->header + j->sent;
+                        n = sizeof(j->header) - j->sent;
+                } else {
+                        p = j->script + (j->sent - sizeof(j->header));
+                        n = total - j->sent;
+                }
+                ssize_t k = send(j->ctl, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0 && errno == EAGAIN) {
+                        (void) pool_watch_mod(ex, j->ctl, EPOLLIN | EPOLLOUT, &j->w_ctl);
+                        return;
+                }
+                if (k < 0) {
+                        /* The sandbox died (EPIPE); its exit status tells the rest. */
+                        j->sent = total;
+                        break;
+                }
+                j->sent += (size_t) k;
+        }
+        (void) pool_watch_mod(ex, j->ctl, EPOLLIN, &j->w_ctl);
+        free(j->script); /* no longer needed: the sandbox has it */
+        j->script = NULL;
+}
+
+static void sandbox_on_hello(Executor *ex, Job *j)
+{
+        assert(j->state == JOB_HELLO && j->hello_got == sizeof(j->hello));
+        if (j->hello.magic != SANDBOX_MAGIC) {
+                job_fail(ex, j, "sandbox protocol violation", EPROTO);
+                return;
+        }
+        if (j->end != EXEC_END_NORMAL) {
+                /* Ended while the sandbox was being made (client gone, shutdown): it had
+                 * no pidfd to be killed through then; it does now. */
+                job_kill(ex, j);
+                return;
+        }
+        if (j->hello.stage != 0) {
+                log_event(LOG_LEVEL_ERROR, j->request_id, NULL,
+                          "Sandbox set-up failed at stage %s: %s",
+                          sandbox_stage_name(j->hello.stage), strerror(j->hello.err));
+                STAT_ADD(ex, setup_failures);
+                if (j->warm) /* do not spin: requests get cold sandboxes (and the error) */
+                        ex->warm_retry_usec = now_usec() + RESTART_MAX_USEC;
+                job_end(ex, j, EXEC_END_SETUP_FAILED);
+                return;
+        }
+        if (j->warm) {
+                j->state = JOB_READY;
+                j->deadline_usec = UINT64_MAX;
+                if (j->zygote->state == ZYGOTE_DRAINING)
+                        job_fail(ex, j, "zygote replaced", ESTALE);
+                return;
+        }
+        j->state = JOB_RUNNING;
+        j->started_usec = now_usec();
+        j->deadline_usec = j->started_usec + (uint64_t) j->timeout_ms * 1000;
+        sandbox_send_job(ex, j);
+}
+
+void sandbox_on_ctl(Executor *ex, Job *j, uint32_t events)
+{
+        bool over = false;
+
+        if (events & EPOLLOUT && j->state == JOB_RUNNING)
+                sandbox_send_job(ex, j);
+
+        if (j->state == JOB_HELLO) {
+                ssize_t k = read(j->ctl, (char *) &j->hello + j->hello_got,
+                                 sizeof(j->hello) - j->hello_got);
+                if (k < 0 && (errno == EAGAIN || errno == EINTR))
+                        return;
+                if (k <= 0) {
+                        /* Died before reporting: the exit status will say how. */
+                        job_close_fd(ex, &j->ctl);
+                        if (!j->exited)
+                                job_fail(ex, j, "the sandbox died during set-up", EPIPE);
+                        job_maybe_finish(ex, j);
+                        return;
+                }
+                j->hello_got += (size_t) k;
+                if (j->hello_got == sizeof(j->hello))
+                        sandbox_on_hello(ex, j);
+                return;
+        }
+
+        if (job_drain(j->ctl, &j->frame, &over)) {
+                if (!j->finished_usec)
+                        j->finished_usec = now_usec();
+                job_close_fd(ex, &j->ctl);
+        } else {
+                const char *frame;
+                size_t len;
+                if (!j->finished_usec && job_frame_complete(j, &frame, &len))
+                        j->finished_usec = now_usec();
+        }
+        if (over)
+                job_end(ex, j, EXEC_END_RESULT_LIMIT);
+        job_maybe_finish(ex, j);
+}
+
+void sandbox_on_stream(Executor *ex, Job *j, int *fd, Buf *b)
+{
+        bool over = false;
+
+        if (job_drain(*fd, b, &over))
+                job_close_fd(ex, fd);
+        if (over)
+                job_end(ex, j, EXEC_END_OUTPUT_LIMIT);
+        job_maybe_finish(ex, j);
+}
+
+/* Kills the job's sandbox if its client hangs up: nobody would read the answer. (The
+ * HTTP library does not watch the sockets of suspended connections.) */
+void sandbox_watch_client(Executor *ex, Job *j)
+{
+        if (j->client_fd < 0)
+                return;
+        if (pool_watch_add(ex, j->client_fd, EPOLLRDHUP, &j->w_client) == 0)
+                j->client_watched = true;
+}
+
+void sandbox_on_client(Executor *ex, Job *j, uint32_t events)
+{
+        if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) || j->answered)
+                return;
+        (void) epoll_ctl(ex->epfd, EPOLL_CTL_DEL, j->client_fd, NULL);
+        j->client_watched = false;
+        log_event(LOG_LEVEL_INFO, j->request_id, NULL, "client went away; stopping its sandbox");
+        job_end(ex, j, EXEC_END_CLIENT_GONE);
+        job_maybe_finish(ex, j);
+}

@@ -1,0 +1,358 @@
+/* The zygotes: starting one, waiting for it, handing over to a successor, losing one (its
+ * sandboxes die with it and their requests are answered INTERNAL), and the messages it
+ * sends (SPAWNED, SPAWN_FAILED, EXITED), plus the SIGCHLD that reaps them. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pool/internal.h"
+#include "util/clock.h"
+#include "util/fd.h"
+#include "util/log.h"
+#include "util/macro.h"
+
+static void zygote_set_ready(Executor *ex, bool ready)
+{
+        (void) pthread_mutex_lock(&ex->lock);
+        ex->zygote_ready = ready;
+        (void) pthread_mutex_unlock(&ex->lock);
+}
+
+int zygote_start(Executor *ex)
+{
+        Zygote *z = NULL;
+        int r;
+
+        for (size_t i = 0; i < N_ZYGOTES && !z; i++)
+                if (ex->zygotes[i].state == ZYGOTE_FREE)
+                        z = &ex->zygotes[i];
+        if (!z)
+                return -EBUSY;
+        r = zygote_launch(ex->cfg, ex->cgroups, &z->pid, &z->sock);
+        if (r < 0)
+                return r;
+        if (ex->zygotes_started++ > 0)
+                STAT_ADD(ex, zygote_starts);
+        *z = (Zygote){.state = ZYGOTE_STARTING,
+                      .pid = z->pid,
+                      .sock = z->sock,
+                      .watch = {WATCH_ZYGOTE, NULL, z}};
+        if ((r = fd_set_nonblock(z->sock)) < 0 ||
+            (r = pool_watch_add(ex, z->sock, EPOLLIN, &z->watch)) < 0) {
+                /* Closing its socket makes it exit; the SIGCHLD handler reaps it. */
+                z->sock = safe_close(z->sock);
+                z->state = ZYGOTE_GONE;
+                return r;
+        }
+        return 0;
+}
+
+/* Closes a zygote's socket: it exits, and its sandboxes (if any) with it. */
+static void zygote_close(Executor *ex, Zygote *z)
+{
+        if (z->sock >= 0) {
+                (void) epoll_ctl(ex->epfd, EPOLL_CTL_DEL, z->sock, NULL);
+                z->sock = safe_close(z->sock);
+        }
+        z->state = z->pid > 0 ? ZYGOTE_GONE : ZYGOTE_FREE;
+        if (ex->current == z) {
+                ex->current = NULL;
+                zygote_set_ready(ex, false);
+        }
+}
+
+void zygote_maybe_retire(Executor *ex, Zygote *z)
+{
+        if (z->state == ZYGOTE_DRAINING && z->jobs == 0) {
+                log_info("zygote %d retired after %llu sandboxes", (int) z->pid,
+                         (unsigned long long) z->spawns);
+                zygote_close(ex, z);
+        }
+}
+
+/* A zygote is gone (or broke the protocol): every sandbox it made is dead or dying (they
+ * have PR_SET_PDEATHSIG), and no exit status will ever come for them. */
+void zygote_lost(Executor *ex, Zygote *z, const char *why)
+{
+        if (z->state == ZYGOTE_FREE || z->state == ZYGOTE_GONE)
+                return;
+        log_event(LOG_LEVEL_ERROR, NULL, NULL, "zygote %d lost: %s", (int) z->pid, why);
+        if (ex->current == z || (!ex->current && z->state == ZYGOTE_STARTING)) {
+                ex->restart_at_usec = now_usec() + ex->restart_backoff_usec;
+                ex->restart_backoff_usec = MIN(ex->restart_backoff_usec * 2, RESTART_MAX_USEC);
+        }
+        zygote_close(ex, z);
+        if (z->pid > 0)
+                (void) kill(z->pid, SIGKILL); /* reaped by the SIGCHLD handler */
+
+        for (unsigned i = 0; i < ex->n_slots; i++) {
+                Job *j = ex->slots[i];
+                if (!j || j->zygote != z)
+                        continue;
+                job_fail(ex, j, "the zygote died", EPIPE);
+                j->exited = true;
+                j->wait_status = -1;
+                if (j->state == JOB_SPAWNING)
+                        j->state = JOB_HELLO; /* no descriptors will come */
+                job_maybe_finish(ex, j);
+        }
+}
+
+/* A zygote said it is ready: it serves from now on, its predecessor drains. */
+static void zygote_up(Executor *ex, Zygote *z)
+{
+        Zygote *old = ex->current;
+
+        z->state = ZYGOTE_UP;
+        z->up_usec = now_usec();
+        ex->current = z;
+        ex->restart_backoff_usec = RESTART_MIN_USEC;
+        zygote_set_ready(ex, true);
+        log_info("zygote %d ready", (int) z->pid);
+        if (old && old != z) {
+                old->state = ZYGOTE_DRAINING;
+                /* Its idle warm sandboxes would keep it alive: let the new one replace them. */
+                for (unsigned i = 0; i < ex->n_slots; i++)
+                        if (ex->slots[i] && ex->slots[i]->zygote == old && ex->slots[i]->warm)
+                                job_fail(ex, ex->slots[i], "zygote replaced", ESTALE);
+                zygote_maybe_retire(ex, old);
+        }
+}
+
+/* Starts a successor when the serving zygote is due, or a zygote when none is up. */
+void zygote_housekeeping(Executor *ex)
+{
+        uint64_t now = now_usec();
+        Zygote *cur = ex->current;
+        bool busy = false;
+        int r;
+
+        for (size_t i = 0; i < N_ZYGOTES; i++)
+                if (&ex->zygotes[i] != cur && ex->zygotes[i].state != ZYGOTE_FREE)
+                        busy = true; /* one successor (or draining predecessor) at a time */
+        if (busy)
+                return;
+        if (cur) {
+                bool due =
+                        (ex->cfg->zygote_max_spawns && cur->spawns >= ex->cfg->zygote_max_spawns) ||
+                        (ex->cfg->zygote_max_age_ms &&
+                         now - cur->up_usec >= (uint64_t) ex->cfg->zygote_max_age_ms * 1000);
+                if (!due)
+                        return;
+                log_info("zygote %d is due for replacement (%llu sandboxes)", (int) cur->pid,
+                         (unsigned long long) cur->spawns);
+        } else if (now < ex->restart_at_usec)
+                return;
+
+        r = zygote_start(ex);
+        if (r < 0) {
+                log_errno(LOG_LEVEL_ERROR, r, NULL, "Failed to start a zygote");
+                ex->restart_at_usec = now + ex->restart_backoff_usec;
+                ex->restart_backoff_usec = MIN(ex->restart_backoff_usec * 2, RESTART_MAX_USEC);
+        }
+}
+
+static Job *job_by_token(Executor *ex, uint64_t token)
+{
+        for (unsigned i = 0; i < ex->n_slots; i++)
+                if (ex->slots[i] && ex->slots[i]->token == token)
+                        return ex->slots[i];
+        return NULL;
+}
+
+static Job *job_by_pid(Executor *ex, pid_t pid)
+{
+        for (unsigned i = 0; i < ex->n_slots; i++)
+                if (ex->slots[i] && ex->slots[i]->state != JOB_SPAWNING && ex->slots[i]->pid == pid)
+                        return ex->slots[i];
+        return NULL;
+}
+
+static void on_spawned(Executor *ex, const ZygoteMsg *m, int *fds)
+{
+        Job *j = job_by_token(ex, m->token);
+        int r;
+
+        if (!j || j->state != JOB_SPAWNING) {
+                /* Not ours (cannot happen with a sane zygote): kill it, drop the fds. */
+                (void) syscall(SYS_pidfd_send_signal, fds[SANDBOX_FD_PIDFD], SIGKILL, NULL, 0);
+                for (int i = 0; i < SANDBOX_N_FDS; i++)
+                        (void) safe_close(fds[i]);
+                return;
+        }
+        j->state = JOB_HELLO;
+        j->pid = m->pid;
+        j->pidfd = fds[SANDBOX_FD_PIDFD];
+        j->ctl = fds[SANDBOX_FD_CTL];
+        j->out = fds[SANDBOX_FD_STDOUT];
+        j->err = fds[SANDBOX_FD_STDERR];
+        if ((r = fd_set_nonblock(j->ctl)) < 0 || (r = fd_set_nonblock(j->out)) < 0 ||
+            (r = fd_set_nonblock(j->err)) < 0 ||
+            (r = pool_watch_add(ex, j->ctl, EPOLLIN, &j->w_ctl)) < 0 ||
+            (r = pool_watch_add(ex, j->out, EPOLLIN, &j->w_out)) < 0 ||
+            (r = pool_watch_add(ex, j->err, EPOLLIN, &j->w_err)) < 0) {
+                job_fail(ex, j, "watching the sandbox", r);
+                /* Without the watches no EOF will be seen: close now, wait for the exit. */
+                job_close_fd(ex, &j->ctl);
+                job_close_fd(ex, &j->out);
+                job_close_fd(ex, &j->err);
+        }
+}
+
+static void on_zygote_message(Executor *ex, Zygote *z, const ZygoteMsg *m, int *fds, size_t n_fds)
+{
+        Job *j;
+
+        switch (m->type) {
+        case ZYGOTE_SPAWNED:
+                if (n_fds != SANDBOX_N_FDS)
+                        break;
+                on_spawned(ex, m, fds);
+                return;
+        case ZYGOTE_SPAWN_FAILED:
+                j = job_by_token(ex, m->token);
+                if (!j || j->state != JOB_SPAWNING || n_fds != 0)
+                        break;
+                j->state = JOB_HELLO;
+                job_fail(ex, j, "creating the sandbox", m->status);
+                j->exited = true;
+                j->wait_status = -1;
+                job_maybe_finish(ex, j);
+                return;
+        case ZYGOTE_EXITED:
+                if (n_fds != 0)
+                        break;
+                j = job_by_pid(ex, m->pid);
+                if (!j)
+                        return; /* a sandbox we already gave up on */
+                j->exited = true;
+                j->wait_status = m->status;
+                job_maybe_finish(ex, j);
+                return;
+        default:
+                break;
+        }
+        for (size_t i = 0; i < n_fds; i++)
+                (void) safe_close(fds[i]);
+        zygote_lost(ex, z, "protocol violation");
+}
+
+void zygote_on_readable(Executor *ex, Zygote *z)
+{
+        while (z->sock >= 0) {
+                union {
+                        ZygoteMsg msg;
+                        ZygoteReady ready;
+                } u;
+                int fds[SANDBOX_N_FDS];
+                size_t n_fds = 0;
+                ssize_t n;
+
+                if (z->state == ZYGOTE_STARTING) {
+                        int r = zygote_read_ready(z->sock, &u.ready);
+                        if (r == -EAGAIN)
+                                return;
+                        if (r < 0) {
+                                zygote_lost(ex, z,
+                                            r == -EPIPE ? "exited during start-up"
+                                                        : "failed to start");
+                                return;
+                        }
+                        zygote_up(ex, z);
+                        continue;
+                }
+                n = recv_with_fds(z->sock, &u.msg, sizeof(u.msg), fds, SANDBOX_N_FDS, &n_fds);
+                if (n == -EAGAIN)
+                        return;
+                if (n <= 0) {
+                        zygote_lost(ex, z, n == 0 ? "connection closed" : "receive failed");
+                        return;
+                }
+                if ((size_t) n != sizeof(u.msg) || u.msg.magic != ZYGOTE_MAGIC) {
+                        for (size_t i = 0; i < n_fds; i++)
+                                (void) safe_close(fds[i]);
+                        zygote_lost(ex, z, "malformed message");
+                        return;
+                }
+                on_zygote_message(ex, z, &u.msg, fds, n_fds);
+        }
+}
+
+void zygotes_on_sigchld(Executor *ex)
+{
+        struct signalfd_siginfo si;
+
+        while (read(ex->sigfd, &si, sizeof(si)) == sizeof(si))
+                ;
+        /* Our own children are the zygotes. If we are PID 1 (a container without an init),
+         * orphans are re-parented to us as well: reap them too. */
+        for (;;) {
+                int status;
+                pid_t pid = waitpid(-1, &status, WNOHANG);
+                if (pid <= 0)
+                        return;
+                for (size_t i = 0; i < N_ZYGOTES; i++) {
+                        Zygote *z = &ex->zygotes[i];
+                        if (z->pid != pid)
+                                continue;
+                        zygote_lost(ex, z,
+                                    WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "exited");
+                        z->pid = 0;
+                        z->state = ZYGOTE_FREE;
+                }
+        }
+}
+
+/* The first zygote is awaited synchronously, so a host that cannot build a sandbox stops
+ * pyexecd at start with the zygote's own message. */
+int zygote_wait_first_ready(Executor *ex, Zygote *z, char *errbuf, size_t errlen)
+{
+        struct pollfd p = {.fd = z->sock, .events = POLLIN};
+        ZygoteReady zr = {0};
+        int r;
+
+        do
+                r = poll(&p, 1, READY_TIMEOUT_MS);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+                return -errno;
+        if (r == 0) {
+                (void) snprintf(errbuf, errlen, "the zygote did not start within %d s",
+                                READY_TIMEOUT_MS / 1000);
+                return -ETIMEDOUT;
+        }
+        r = zygote_read_ready(z->sock, &zr);
+        if (r == -EPIPE)
+                (void) snprintf(errbuf, errlen, "the zygote exited during start-up");
+        else if (r == -EPROTO)
+                (void) snprintf(errbuf, errlen, "the zygote sent a malformed message");
+        else if (r < 0 && zr.message[0])
+                (void) snprintf(errbuf, errlen, "%s", zr.message);
+        else if (r < 0)
+                (void) snprintf(errbuf, errlen, "the zygote failed to start: %s", strerror(-r));
+        if (r < 0)
+                return r;
+        zygote_up(ex, z);
+        return 0;
+}
+
+/* Closes every zygote and waits for it: their sandboxes die with them. */
+void zygotes_stop(Executor *ex)
+{
+        for (size_t i = 0; i < N_ZYGOTES; i++) {
+                Zygote *z = &ex->zygotes[i];
+                zygote_close(ex, z);
+                if (z->pid > 0) {
+                        (void) waitpid(z->pid, NULL, 0);
+                        z->pid = 0;
+                }
+                z->state = ZYGOTE_FREE;
+        }
+}
