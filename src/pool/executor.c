@@ -429,7 +429,20 @@ bool executor_ready(Executor *ex)
         return ready;
 }
 
+static int launch_zygote(const Config *cfg, const Cgroups *cg, pid_t *ret_pid, int *ret_sock,
+                         void *userdata)
+{
+        (void) userdata;
+        return zygote_launch(cfg, cg, ret_pid, ret_sock);
+}
+
 int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
+{
+        return executor_new_with_launcher(cfg, launch_zygote, NULL, ret, errbuf, errlen);
+}
+
+int executor_new_with_launcher(const Config *cfg, ZygoteLaunchFn launch, void *userdata,
+                               Executor **ret, char *errbuf, size_t errlen)
 {
         Executor *ex;
         sigset_t mask;
@@ -439,6 +452,8 @@ int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
         if (!ex)
                 return -ENOMEM;
         ex->cfg = cfg;
+        ex->launch = launch;
+        ex->launch_userdata = userdata;
         ex->epfd = ex->wakefd = ex->sigfd = -EBADF;
         for (size_t i = 0; i < N_ZYGOTES; i++)
                 ex->zygotes[i] = (Zygote){.state = ZYGOTE_FREE, .sock = -EBADF};

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "config/config.h"
 #include "pool/outcome.h"
@@ -34,6 +35,16 @@ enum {
 /* Starts the zygote, waits until it is ready (or failed: message in errbuf), then starts
  * the executor thread. Call before any other thread exists. Returns 0 or -errno. */
 int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen);
+
+/* How a zygote is started: zygote_launch()'s contract (zygote/zygote.h), with `userdata`.
+ * The unit tests start a fake zygote that speaks the same protocol. */
+typedef struct Cgroups Cgroups;
+typedef int (*ZygoteLaunchFn)(const Config *cfg, const Cgroups *cg, pid_t *ret_pid,
+                              int *ret_sock, void *userdata);
+
+/* executor_new() with another way to start zygotes. */
+int executor_new_with_launcher(const Config *cfg, ZygoteLaunchFn launch, void *userdata,
+                               Executor **ret, char *errbuf, size_t errlen);
 
 /* Queues a job (the script is copied). Returns 0, a positive EXECUTOR_E_*, or -errno. */
 int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *userdata);

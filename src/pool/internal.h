@@ -117,6 +117,8 @@ struct Zygote {
 struct Executor {
         const Config *cfg;
         Cgroups *cgroups; /* NULL with the cgroups layer off */
+        ZygoteLaunchFn launch;
+        void *launch_userdata;
         pthread_t thread;
         bool thread_started;
 

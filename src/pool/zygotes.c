@@ -35,7 +35,7 @@ int zygote_start(Executor *ex)
                         z = &ex->zygotes[i];
         if (!z)
                 return -EBUSY;
-        r = zygote_launch(ex->cfg, ex->cgroups, &z->pid, &z->sock);
+        r = ex->launch(ex->cfg, ex->cgroups, &z->pid, &z->sock, ex->launch_userdata);
         if (r < 0)
                 return r;
         if (ex->zygotes_started++ > 0)

@@ -1,0 +1,472 @@
+/* Unit tests for pool/executor without root: the executor is driven through its public
+ * API, with a fake zygote started by its launcher hook. The fake speaks the real protocols
+ * (zygote/proto.h): it reports ready, forks a "sandbox" process per SPAWN, hands over its
+ * pidfd, ctl socket and output pipes, and reports each exit. What a fake sandbox does is
+ * read from its own script, so each test says what happens with the script it submits:
+ *
+ *   "ok"          hello, ack, "out" on stdout, "err" on stderr, the frame FRAME, exit 0
+ *   "sleep"       hello, ack, then sleeps until killed
+ *   "exit:N"      hello, then exit N before acknowledging its job (the service's fault)
+ *   "kill-zygote" hello, ack, then SIGKILL to the fake zygote (a zygote crash)
+ *
+ * Covered: answers and their outcomes, the unacknowledged exit, deadlines, warm adoption,
+ * admission (overload), queue expiry, zygote loss and restart, shutdown, and the
+ * busy/queued/warm counts. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "pool/executor.h"
+#include "util/fd.h"
+#include "zygote/proto.h"
+
+#define FRAME "{\"status\":\"ok\"}\n42"
+
+/* ---- the fake sandbox and zygote (child processes) ------------------------------------ */
+
+static _Noreturn void fake_sandbox(int ctl, int out, int err)
+{
+        SandboxHello hello = {.magic = SANDBOX_MAGIC};
+        SandboxJob job;
+        char script[64] = "";
+        uint64_t ack = SANDBOX_JOB_ACK, len = strlen(FRAME);
+
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (write_all(ctl, &hello, sizeof(hello)) < 0 || read_exact(ctl, &job, sizeof(job)) < 0 ||
+            job.magic != SANDBOX_MAGIC || job.script_len >= sizeof(script) ||
+            read_exact(ctl, script, job.script_len) < 0)
+                _exit(SANDBOX_EXIT_JOB);
+        if (strncmp(script, "exit:", 5) == 0)
+                _exit(atoi(script + 5));
+        if (write_all(ctl, &ack, sizeof(ack)) < 0)
+                _exit(SANDBOX_EXIT_JOB);
+        if (strcmp(script, "sleep") == 0)
+                for (;;)
+                        (void) pause();
+        if (strcmp(script, "kill-zygote") == 0) {
+                (void) kill(getppid(), SIGKILL);
+                for (;;)
+                        (void) pause();
+        }
+        if (write_all(out, "out", 3) < 0 || write_all(err, "err", 3) < 0 ||
+            write_all(ctl, &len, sizeof(len)) < 0 || write_all(ctl, FRAME, len) < 0)
+                _exit(SANDBOX_EXIT_FRAME);
+        _exit(0);
+}
+
+static void spawn_one(int sock, const ZygoteMsg *req)
+{
+        int ctl[2], out[2], err[2], fds[SANDBOX_N_FDS];
+        ZygoteMsg reply = {.magic = ZYGOTE_MAGIC, .token = req->token, .slot = req->slot};
+        pid_t pid;
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0 ||
+            pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+                _exit(3);
+        pid = fork();
+        if (pid < 0)
+                _exit(3);
+        if (pid == 0) {
+                (void) close(sock);
+                fake_sandbox(ctl[1], out[1], err[1]);
+        }
+        fds[SANDBOX_FD_PIDFD] = (int) syscall(SYS_pidfd_open, pid, 0);
+        fds[SANDBOX_FD_CTL] = ctl[0];
+        fds[SANDBOX_FD_STDOUT] = out[0];
+        fds[SANDBOX_FD_STDERR] = err[0];
+        if (fds[SANDBOX_FD_PIDFD] < 0)
+                _exit(3);
+        reply.type = ZYGOTE_SPAWNED;
+        reply.pid = pid;
+        if (send_with_fds(sock, &reply, sizeof(reply), fds, SANDBOX_N_FDS) < 0)
+                _exit(3);
+        for (int i = 0; i < SANDBOX_N_FDS; i++)
+                (void) close(fds[i]);
+        (void) close(ctl[1]);
+        (void) close(out[1]);
+        (void) close(err[1]);
+}
+
+static _Noreturn void fake_zygote(int sock)
+{
+        ZygoteReady ready = {.magic = ZYGOTE_MAGIC};
+        struct pollfd p = {.fd = sock, .events = POLLIN};
+
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (send_with_fds(sock, &ready, sizeof(ready), NULL, 0) < 0)
+                _exit(2);
+        for (;;) {
+                int status;
+                pid_t pid;
+
+                while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+                        ZygoteMsg m = {.magic = ZYGOTE_MAGIC,
+                                       .type = ZYGOTE_EXITED,
+                                       .pid = pid,
+                                       .status = status};
+                        if (send_with_fds(sock, &m, sizeof(m), NULL, 0) < 0)
+                                _exit(2);
+                }
+                if (poll(&p, 1, 5) <= 0)
+                        continue;
+                ZygoteMsg req;
+                size_t n_fds = 0;
+                ssize_t n = recv_with_fds(sock, &req, sizeof(req), NULL, 0, &n_fds);
+                if (n <= 0)
+                        _exit(0); /* the executor closed us */
+                if ((size_t) n != sizeof(req) || req.magic != ZYGOTE_MAGIC ||
+                    req.type != ZYGOTE_SPAWN)
+                        _exit(2);
+                spawn_one(sock, &req);
+        }
+}
+
+typedef struct Launches {
+        int count;
+} Launches;
+
+static int launch_fake(const Config *cfg, const Cgroups *cg, pid_t *ret_pid, int *ret_sock,
+                       void *userdata)
+{
+        Launches *l = userdata;
+        int sv[2];
+        pid_t pid;
+
+        (void) cfg;
+        (void) cg;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                (void) close(sv[0]);
+                fake_zygote(sv[1]);
+        }
+        (void) close(sv[1]);
+        __atomic_add_fetch(&l->count, 1, __ATOMIC_SEQ_CST);
+        *ret_pid = pid;
+        *ret_sock = sv[0];
+        return 0;
+}
+
+/* ---- the test side ---------------------------------------------------------------------- */
+
+/* One answer, copied out of the callback. */
+typedef struct Answer {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool done;
+        ExecOutcome o;
+        char frame[256], out[64], err[64], what[128];
+} Answer;
+
+static void on_done(const ExecOutcome *o, void *userdata)
+{
+        Answer *a = userdata;
+
+        (void) pthread_mutex_lock(&a->lock);
+        a->o = *o;
+        (void) snprintf(a->frame, sizeof(a->frame), "%.*s", (int) o->frame_len,
+                        o->frame ? o->frame : "");
+        (void) snprintf(a->out, sizeof(a->out), "%.*s", (int) o->out_len, o->out ? o->out : "");
+        (void) snprintf(a->err, sizeof(a->err), "%.*s", (int) o->err_len, o->err ? o->err : "");
+        (void) snprintf(a->what, sizeof(a->what), "%s", o->internal_what ? o->internal_what : "");
+        a->o.frame = a->o.out = a->o.err = a->o.internal_what = NULL;
+        a->o.request_id = NULL;
+        a->done = true;
+        (void) pthread_cond_signal(&a->cond);
+        (void) pthread_mutex_unlock(&a->lock);
+}
+
+static Answer *answer_new(void)
+{
+        Answer *a = calloc(1, sizeof(*a));
+
+        assert_non_null(a);
+        (void) pthread_mutex_init(&a->lock, NULL);
+        (void) pthread_cond_init(&a->cond, NULL);
+        return a;
+}
+
+static int submit(Executor *ex, const char *script, uint32_t timeout_ms, Answer *a)
+{
+        ExecParams p = {
+                .script = script,
+                .script_len = strlen(script),
+                .timeout_ms = timeout_ms,
+                .memory_mb = 100,
+                .request_id = "test",
+                .client_fd = -1,
+        };
+        return executor_submit(ex, &p, on_done, a);
+}
+
+/* Waits (at most 20 s: a liveness guard, not a timing assertion) for the answer. */
+static void wait_answer(Answer *a)
+{
+        struct timespec until;
+
+        assert_int_equal(clock_gettime(CLOCK_REALTIME, &until), 0);
+        until.tv_sec += 20;
+        (void) pthread_mutex_lock(&a->lock);
+        while (!a->done)
+                if (pthread_cond_timedwait(&a->cond, &a->lock, &until) == ETIMEDOUT)
+                        break;
+        (void) pthread_mutex_unlock(&a->lock);
+        assert_true(a->done);
+}
+
+static Answer *run(Executor *ex, const char *script, uint32_t timeout_ms)
+{
+        Answer *a = answer_new();
+
+        assert_int_equal(submit(ex, script, timeout_ms, a), 0);
+        wait_answer(a);
+        return a;
+}
+
+static void answer_free(Answer *a)
+{
+        (void) pthread_mutex_destroy(&a->lock);
+        (void) pthread_cond_destroy(&a->cond);
+        free(a);
+}
+
+/* Polls `pred` for up to 20 s. */
+static bool eventually(bool (*pred)(Executor *ex), Executor *ex)
+{
+        for (int i = 0; i < 2000; i++) {
+                if (pred(ex))
+                        return true;
+                (void) usleep(10000);
+        }
+        return false;
+}
+
+static bool one_warm(Executor *ex)
+{
+        ExecutorStats st;
+        executor_stats(ex, &st);
+        return st.warm_ready == 1;
+}
+
+static bool one_busy(Executor *ex)
+{
+        ExecutorStats st;
+        executor_stats(ex, &st);
+        return st.busy == 1;
+}
+
+static bool idle(Executor *ex)
+{
+        ExecutorStats st;
+        executor_stats(ex, &st);
+        return st.busy == 0 && st.queued == 0;
+}
+
+typedef struct Fixture {
+        Config cfg;
+        Launches launches;
+        Executor *ex;
+} Fixture;
+
+static Fixture *start(unsigned concurrency, unsigned pool, unsigned queue)
+{
+        Fixture *f = calloc(1, sizeof(*f));
+        char err[256] = "";
+
+        assert_non_null(f);
+        config_defaults(&f->cfg);
+        f->cfg.concurrency = concurrency;
+        f->cfg.pool_size = pool;
+        f->cfg.queue_size = queue;
+        f->cfg.disabled_layers = LAYER_CGROUPS; /* no root here */
+        f->cfg.log_level = LOG_LEVEL_ERROR;
+        assert_int_equal(executor_new_with_launcher(&f->cfg, launch_fake, &f->launches, &f->ex, err,
+                                                    sizeof(err)),
+                         0);
+        assert_true(executor_ready(f->ex));
+        return f;
+}
+
+static void stop(Fixture *f)
+{
+        executor_shutdown(f->ex, 1000);
+        executor_free(f->ex);
+        free(f);
+        /* Everything the fakes started is reaped: no child is left. */
+        assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+        assert_int_equal(errno, ECHILD);
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static void test_answer_of_a_normal_run(void **state)
+{
+        Fixture *f = start(2, 0, 4);
+        Answer *a = run(f->ex, "ok", 5000);
+        (void) state;
+
+        assert_int_equal(a->o.end, EXEC_END_NORMAL);
+        assert_true(a->o.script_started);
+        assert_true(a->o.frame_complete);
+        assert_string_equal(a->frame, FRAME);
+        assert_string_equal(a->out, "out");
+        assert_string_equal(a->err, "err");
+        /* Answered at the reap (no cgroup.kill here): its status is known. */
+        assert_true(a->o.have_status);
+        assert_true(a->o.setup_ms > 0); /* a cold sandbox: set-up on the request path */
+        answer_free(a);
+        assert_true(eventually(idle, f->ex));
+        stop(f);
+}
+
+static void test_exit_before_the_ack_is_the_services(void **state)
+{
+        Fixture *f = start(1, 0, 4);
+        Answer *a = run(f->ex, "exit:125", 5000);
+        (void) state;
+
+        assert_int_equal(a->o.end, EXEC_END_NORMAL);
+        assert_false(a->o.script_started);
+        assert_true(a->o.have_status && WIFEXITED(a->o.wait_status));
+        assert_int_equal(WEXITSTATUS(a->o.wait_status), SANDBOX_EXIT_LIMITS);
+        assert_string_equal(a->what, "while applying the job's limits");
+        answer_free(a);
+        stop(f);
+}
+
+static void test_deadline(void **state)
+{
+        Fixture *f = start(1, 0, 4);
+        Answer *a = run(f->ex, "sleep", 200);
+        ExecutorStats st;
+        (void) state;
+
+        assert_int_equal(a->o.end, EXEC_END_TIMEOUT);
+        answer_free(a);
+        executor_stats(f->ex, &st);
+        assert_int_equal(st.timeouts, 1);
+        /* The slot is free again: the next request runs. */
+        a = run(f->ex, "ok", 5000);
+        assert_int_equal(a->o.end, EXEC_END_NORMAL);
+        answer_free(a);
+        stop(f);
+}
+
+static void test_warm_adoption(void **state)
+{
+        Fixture *f = start(1, 1, 4);
+        Answer *a;
+        (void) state;
+
+        assert_true(eventually(one_warm, f->ex));
+        a = run(f->ex, "ok", 5000);
+        assert_int_equal(a->o.end, EXEC_END_NORMAL);
+        assert_string_equal(a->frame, FRAME);
+        assert_true(a->o.setup_ms == 0); /* adopted: its set-up was off the request path */
+        answer_free(a);
+        /* The pool is refilled. */
+        assert_true(eventually(one_warm, f->ex));
+        stop(f);
+}
+
+static void test_admission_and_queue_expiry(void **state)
+{
+        Fixture *f = start(1, 0, 1);
+        Answer *running = answer_new(), *queued = answer_new(), *refused = answer_new();
+        ExecutorStats st;
+        (void) state;
+
+        assert_int_equal(submit(f->ex, "sleep", 1500, running), 0);
+        assert_true(eventually(one_busy, f->ex));
+        assert_int_equal(submit(f->ex, "ok", 300, queued), 0);
+        executor_stats(f->ex, &st);
+        assert_int_equal(st.queued, 1);
+        /* One running and one queued: the next is refused at once, not queued. */
+        assert_int_equal(submit(f->ex, "ok", 300, refused), EXECUTOR_E_OVERLOADED);
+        /* The queued one waited longer than its own timeout: answered, never run. */
+        wait_answer(queued);
+        assert_int_equal(queued->o.end, EXEC_END_EXPIRED);
+        wait_answer(running);
+        assert_int_equal(running->o.end, EXEC_END_TIMEOUT);
+        assert_true(eventually(idle, f->ex));
+        answer_free(running);
+        answer_free(queued);
+        answer_free(refused);
+        stop(f);
+}
+
+static void test_zygote_loss_and_restart(void **state)
+{
+        Fixture *f = start(1, 0, 4);
+        Answer *a = run(f->ex, "kill-zygote", 10000);
+        ExecutorStats st;
+        (void) state;
+
+        assert_int_equal(a->o.end, EXEC_END_INTERNAL);
+        assert_string_equal(a->what, "the zygote died");
+        answer_free(a);
+        assert_true(eventually(executor_ready, f->ex));
+        a = run(f->ex, "ok", 5000);
+        assert_int_equal(a->o.end, EXEC_END_NORMAL);
+        answer_free(a);
+        assert_int_equal(f->launches.count, 2);
+        executor_stats(f->ex, &st);
+        assert_int_equal(st.zygote_starts, 1);
+        stop(f);
+}
+
+static void test_shutdown_answers_what_runs(void **state)
+{
+        Fixture *f = start(1, 0, 4);
+        Answer *running = answer_new(), *queued = answer_new(), *late = answer_new();
+        (void) state;
+
+        assert_int_equal(submit(f->ex, "sleep", 60000, running), 0);
+        assert_true(eventually(one_busy, f->ex));
+        assert_int_equal(submit(f->ex, "ok", 60000, queued), 0);
+        executor_shutdown(f->ex, 200);
+        assert_true(running->done && queued->done);
+        assert_int_equal(running->o.end, EXEC_END_INTERNAL);
+        assert_string_equal(running->what, "the service is shutting down");
+        assert_int_equal(queued->o.end, EXEC_END_INTERNAL);
+        assert_false(executor_ready(f->ex));
+        assert_int_equal(submit(f->ex, "ok", 1000, late), EXECUTOR_E_STOPPING);
+        answer_free(running);
+        answer_free(queued);
+        answer_free(late);
+        stop(f);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_answer_of_a_normal_run),
+                cmocka_unit_test(test_exit_before_the_ack_is_the_services),
+                cmocka_unit_test(test_deadline),
+                cmocka_unit_test(test_warm_adoption),
+                cmocka_unit_test(test_admission_and_queue_expiry),
+                cmocka_unit_test(test_zygote_loss_and_restart),
+                cmocka_unit_test(test_shutdown_answers_what_runs),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
