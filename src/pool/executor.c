@@ -57,18 +57,6 @@
 #include "util/log.h"
 #include "util/macro.h"
 
-int pool_watch_add(Executor *ex, int fd, uint32_t events, Watch *w)
-{
-        struct epoll_event ev = {.events = events, .data.ptr = w};
-        return epoll_ctl(ex->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
-}
-
-int pool_watch_mod(Executor *ex, int fd, uint32_t events, Watch *w)
-{
-        struct epoll_event ev = {.events = events, .data.ptr = w};
-        return epoll_ctl(ex->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
-}
-
 /* Asks the serving zygote for a sandbox in a free slot. Returns false if it cannot. */
 static bool spawn(Executor *ex, Job *j, uint32_t flags)
 {
@@ -269,6 +257,23 @@ static int check_deadlines(Executor *ex)
         return next <= now ? 0 : (int) MIN((next - now + 999) / 1000, 60000);
 }
 
+static void on_wake(DispatchWatch *w, uint32_t events, void *ctx)
+{
+        Executor *ex = ctx;
+        uint64_t v;
+
+        (void) w;
+        (void) events;
+        (void) !read(ex->wakefd, &v, sizeof(v));
+}
+
+static void on_signal(DispatchWatch *w, uint32_t events, void *ctx)
+{
+        (void) w;
+        (void) events;
+        zygotes_on_sigchld(ctx);
+}
+
 static void *executor_loop(void *arg)
 {
         Executor *ex = arg;
@@ -281,48 +286,11 @@ static void *executor_loop(void *arg)
         (void) pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
         for (;;) {
-                struct epoll_event evs[64];
-                int timeout = check_deadlines(ex);
-                int n = epoll_wait(ex->epfd, evs, ELEMENTSOF(evs), timeout);
+                int n = dispatch_run(ex->epfd, check_deadlines(ex), ex);
 
-                if (n < 0 && errno != EINTR) {
-                        log_errno(LOG_LEVEL_ERROR, errno, NULL, "epoll_wait failed");
+                if (n < 0 && n != -EINTR) {
+                        log_errno(LOG_LEVEL_ERROR, -n, NULL, "epoll_wait failed");
                         (void) usleep(10000);
-                }
-                for (int i = 0; i < n; i++) {
-                        Watch *w = evs[i].data.ptr;
-                        uint32_t e = evs[i].events;
-                        uint64_t v;
-
-                        switch (w->kind) {
-                        case WATCH_WAKE:
-                                (void) !read(ex->wakefd, &v, sizeof(v));
-                                break;
-                        case WATCH_SIGNAL:
-                                zygotes_on_sigchld(ex);
-                                break;
-                        case WATCH_ZYGOTE:
-                                zygote_on_readable(ex, w->zygote);
-                                break;
-                        case WATCH_CTL:
-                                if (!w->job->finished && w->job->ctl >= 0)
-                                        sandbox_on_ctl(ex, w->job, e);
-                                break;
-                        case WATCH_OUT:
-                                if (!w->job->finished && w->job->out >= 0)
-                                        sandbox_on_stream(ex, w->job, &w->job->out,
-                                                          &w->job->out_buf);
-                                break;
-                        case WATCH_CLIENT:
-                                if (!w->job->finished)
-                                        sandbox_on_client(ex, w->job, e);
-                                break;
-                        case WATCH_ERR:
-                                if (!w->job->finished && w->job->err >= 0)
-                                        sandbox_on_stream(ex, w->job, &w->job->err,
-                                                          &w->job->err_buf);
-                                break;
-                        }
                 }
                 /* Only now no event of the batch can point at a finished job. */
                 while (ex->graveyard) {
@@ -457,8 +425,8 @@ int executor_new_with_launcher(const Config *cfg, ZygoteLaunchFn launch, void *u
         ex->epfd = ex->wakefd = ex->sigfd = -EBADF;
         for (size_t i = 0; i < N_ZYGOTES; i++)
                 ex->zygotes[i] = (Zygote){.state = ZYGOTE_FREE, .sock = -EBADF};
-        ex->w_wake = (Watch){WATCH_WAKE, NULL, NULL};
-        ex->w_signal = (Watch){WATCH_SIGNAL, NULL, NULL};
+        ex->w_wake = (DispatchWatch){on_wake, NULL};
+        ex->w_signal = (DispatchWatch){on_signal, NULL};
         ex->restart_backoff_usec = RESTART_MIN_USEC;
         (void) pthread_mutex_init(&ex->lock, NULL);
         ex->n_slots = config_slots(cfg);
@@ -487,8 +455,8 @@ int executor_new_with_launcher(const Config *cfg, ZygoteLaunchFn launch, void *u
                 r = -errno;
                 goto fail;
         }
-        if ((r = pool_watch_add(ex, ex->wakefd, EPOLLIN, &ex->w_wake)) < 0 ||
-            (r = pool_watch_add(ex, ex->sigfd, EPOLLIN, &ex->w_signal)) < 0)
+        if ((r = dispatch_add(ex->epfd, ex->wakefd, EPOLLIN, &ex->w_wake)) < 0 ||
+            (r = dispatch_add(ex->epfd, ex->sigfd, EPOLLIN, &ex->w_signal)) < 0)
                 goto fail;
 
         if (!(cfg->disabled_layers & LAYER_CGROUPS)) {

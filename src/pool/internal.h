@@ -11,6 +11,7 @@
 
 #include "pool/executor.h"
 #include "util/buf.h"
+#include "util/dispatch.h"
 #include "zygote/zygote.h"
 
 #define SETUP_GRACE_USEC       (10ULL * 1000000) /* spawn + sandbox set-up, at most */
@@ -31,25 +32,9 @@ typedef enum JobState {
         JOB_RUNNING,  /* job sent (or being sent); collecting output */
 } JobState;
 
-typedef enum WatchKind {
-        WATCH_WAKE,
-        WATCH_SIGNAL,
-        WATCH_ZYGOTE,
-        WATCH_CTL,
-        WATCH_OUT,
-        WATCH_ERR,
-        WATCH_CLIENT, /* the HTTP client's socket: only its hang-up is of interest */
-} WatchKind;
-
 typedef struct Job Job;
 
 typedef struct Zygote Zygote;
-
-typedef struct Watch {
-        WatchKind kind;
-        Job *job;       /* WATCH_CTL, WATCH_OUT, WATCH_ERR */
-        Zygote *zygote; /* WATCH_ZYGOTE */
-} Watch;
 
 struct Job {
         Job *next; /* in the submission queue, then in the graveyard */
@@ -69,7 +54,7 @@ struct Job {
         int pidfd, ctl, out, err;
         int client_fd; /* borrowed from the HTTP layer; watched for hang-up only */
         bool client_watched;
-        Watch w_ctl, w_out, w_err, w_client;
+        DispatchWatch w_ctl, w_out, w_err, w_client; /* data: the job */
 
         SandboxHello hello;
         size_t hello_got;
@@ -105,8 +90,8 @@ struct Zygote {
         ZygoteState state;
         pid_t pid;
         int sock;
-        Watch watch;
-        unsigned jobs; /* sandboxes asked for and not yet finished */
+        DispatchWatch watch; /* data: the zygote */
+        unsigned jobs;       /* sandboxes asked for and not yet finished */
         uint64_t spawns;
         uint64_t up_usec;
         bool background; /* at the warm pool's lower priority (see zygote_set_background) */
@@ -133,7 +118,7 @@ struct Executor {
 
         /* Executor thread only (and the constructor before it starts). */
         int epfd, wakefd, sigfd;
-        Watch w_wake, w_signal;
+        DispatchWatch w_wake, w_signal;
         Job **slots;
         unsigned n_slots;
         unsigned running;         /* slots in use */
@@ -158,10 +143,6 @@ struct Executor {
                 (void) pthread_mutex_unlock(&(ex)->lock); \
         } while (0)
 
-/* executor.c: the loop. */
-int pool_watch_add(Executor *ex, int fd, uint32_t events, Watch *w);
-int pool_watch_mod(Executor *ex, int fd, uint32_t events, Watch *w);
-
 /* job.c: a job from its creation to its answer and retirement. */
 Job *job_new(Executor *ex);
 void job_free(Job *j);
@@ -176,6 +157,7 @@ void job_maybe_finish(Executor *ex, Job *j);
 
 /* sandbox-io.c: a sandbox's sockets (hello, job, result stream, output) and its client's hang-up.
  */
+void sandbox_watches_init(Job *j);
 void sandbox_send_job(Executor *ex, Job *j);
 void sandbox_on_ctl(Executor *ex, Job *j, uint32_t events);
 void sandbox_on_stream(Executor *ex, Job *j, int *fd, Buf *b);

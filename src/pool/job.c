@@ -24,10 +24,7 @@ Job *job_new(Executor *ex)
         if (!j)
                 return NULL;
         j->pidfd = j->ctl = j->out = j->err = -EBADF;
-        j->w_ctl = (Watch){WATCH_CTL, j, NULL};
-        j->w_out = (Watch){WATCH_OUT, j, NULL};
-        j->w_err = (Watch){WATCH_ERR, j, NULL};
-        j->w_client = (Watch){WATCH_CLIENT, j, NULL};
+        sandbox_watches_init(j);
         j->client_fd = -EBADF;
         buf_init(&j->out_buf, ex->cfg->output_limit);
         buf_init(&j->err_buf, ex->cfg->output_limit);

@@ -32,7 +32,7 @@ void sandbox_send_job(Executor *ex, Job *j)
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k < 0 && errno == EAGAIN) {
-                        (void) pool_watch_mod(ex, j->ctl, EPOLLIN | EPOLLOUT, &j->w_ctl);
+                        (void) dispatch_mod(ex->epfd, j->ctl, EPOLLIN | EPOLLOUT, &j->w_ctl);
                         return;
                 }
                 if (k < 0) {
@@ -42,7 +42,7 @@ void sandbox_send_job(Executor *ex, Job *j)
                 }
                 j->sent += (size_t) k;
         }
-        (void) pool_watch_mod(ex, j->ctl, EPOLLIN, &j->w_ctl);
+        (void) dispatch_mod(ex->epfd, j->ctl, EPOLLIN, &j->w_ctl);
         free(j->script); /* no longer needed: the sandbox has it */
         j->script = NULL;
 }
@@ -141,7 +141,7 @@ void sandbox_watch_client(Executor *ex, Job *j)
 {
         if (j->client_fd < 0)
                 return;
-        if (pool_watch_add(ex, j->client_fd, EPOLLRDHUP, &j->w_client) == 0)
+        if (dispatch_add(ex->epfd, j->client_fd, EPOLLRDHUP, &j->w_client) == 0)
                 j->client_watched = true;
 }
 
@@ -154,4 +154,44 @@ void sandbox_on_client(Executor *ex, Job *j, uint32_t events)
         log_event(LOG_LEVEL_INFO, j->request_id, NULL, "client went away; stopping its sandbox");
         job_end(ex, j, EXEC_END_CLIENT_GONE);
         job_maybe_finish(ex, j);
+}
+
+/* The watches of a job's descriptors. An event of the batch may still come for a job that
+ * finished earlier in it (freed only after the batch), or for a descriptor closed since. */
+static void on_ctl_event(DispatchWatch *w, uint32_t events, void *ctx)
+{
+        Job *j = w->data;
+        if (!j->finished && j->ctl >= 0)
+                sandbox_on_ctl(ctx, j, events);
+}
+
+static void on_out_event(DispatchWatch *w, uint32_t events, void *ctx)
+{
+        Job *j = w->data;
+        (void) events;
+        if (!j->finished && j->out >= 0)
+                sandbox_on_stream(ctx, j, &j->out, &j->out_buf);
+}
+
+static void on_err_event(DispatchWatch *w, uint32_t events, void *ctx)
+{
+        Job *j = w->data;
+        (void) events;
+        if (!j->finished && j->err >= 0)
+                sandbox_on_stream(ctx, j, &j->err, &j->err_buf);
+}
+
+static void on_client_event(DispatchWatch *w, uint32_t events, void *ctx)
+{
+        Job *j = w->data;
+        if (!j->finished)
+                sandbox_on_client(ctx, j, events);
+}
+
+void sandbox_watches_init(Job *j)
+{
+        j->w_ctl = (DispatchWatch){on_ctl_event, j};
+        j->w_out = (DispatchWatch){on_out_event, j};
+        j->w_err = (DispatchWatch){on_err_event, j};
+        j->w_client = (DispatchWatch){on_client_event, j};
 }

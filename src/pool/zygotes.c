@@ -25,6 +25,12 @@ static void zygote_set_ready(Executor *ex, bool ready)
         (void) pthread_mutex_unlock(&ex->lock);
 }
 
+static void zygote_event(DispatchWatch *w, uint32_t events, void *ctx)
+{
+        (void) events;
+        zygote_on_readable(ctx, w->data);
+}
+
 int zygote_start(Executor *ex)
 {
         Zygote *z = NULL;
@@ -43,9 +49,9 @@ int zygote_start(Executor *ex)
         *z = (Zygote){.state = ZYGOTE_STARTING,
                       .pid = z->pid,
                       .sock = z->sock,
-                      .watch = {WATCH_ZYGOTE, NULL, z}};
+                      .watch = {zygote_event, z}};
         if ((r = fd_set_nonblock(z->sock)) < 0 ||
-            (r = pool_watch_add(ex, z->sock, EPOLLIN, &z->watch)) < 0) {
+            (r = dispatch_add(ex->epfd, z->sock, EPOLLIN, &z->watch)) < 0) {
                 /* Closing its socket makes it exit; the SIGCHLD handler reaps it. */
                 z->sock = safe_close(z->sock);
                 z->state = ZYGOTE_GONE;
@@ -195,9 +201,9 @@ static void on_spawned(Executor *ex, const ZygoteMsg *m, int *fds)
         j->err = fds[SANDBOX_FD_STDERR];
         if ((r = fd_set_nonblock(j->ctl)) < 0 || (r = fd_set_nonblock(j->out)) < 0 ||
             (r = fd_set_nonblock(j->err)) < 0 ||
-            (r = pool_watch_add(ex, j->ctl, EPOLLIN, &j->w_ctl)) < 0 ||
-            (r = pool_watch_add(ex, j->out, EPOLLIN, &j->w_out)) < 0 ||
-            (r = pool_watch_add(ex, j->err, EPOLLIN, &j->w_err)) < 0) {
+            (r = dispatch_add(ex->epfd, j->ctl, EPOLLIN, &j->w_ctl)) < 0 ||
+            (r = dispatch_add(ex->epfd, j->out, EPOLLIN, &j->w_out)) < 0 ||
+            (r = dispatch_add(ex->epfd, j->err, EPOLLIN, &j->w_err)) < 0) {
                 job_fail(ex, j, "watching the sandbox", r);
                 /* Without the watches no EOF will be seen: close now, wait for the exit. */
                 job_close_fd(ex, &j->ctl);
