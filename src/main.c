@@ -80,8 +80,8 @@ static void sync_done(const ExecOutcome *o, void *userdata)
         (void) pthread_mutex_unlock(&s->lock);
 }
 
-static int run_sync(Executor *ex, const Config *cfg, const char *script, size_t len,
-                    ApiResponse *ret)
+/* Takes `script` (malloc'ed), as executor_submit() does. */
+static int run_sync(Executor *ex, const Config *cfg, char *script, size_t len, ApiResponse *ret)
 {
         SyncRun s = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
         RequestLimits lim = {.max_timeout_ms = cfg->timeout_ms, .max_memory_mb = cfg->memory_mb};
@@ -112,7 +112,8 @@ static int self_check(Executor *ex, const Config *cfg)
 {
         static const char probe[] = "def main():\n    return 42\n";
         ApiResponse resp = {0};
-        int r = run_sync(ex, cfg, probe, sizeof(probe) - 1, &resp);
+        char *copy = strdup(probe);
+        int r = copy ? run_sync(ex, cfg, copy, sizeof(probe) - 1, &resp) : -ENOMEM;
 
         if (r < 0) {
                 log_event(LOG_LEVEL_ERROR, NULL, NULL,
@@ -173,8 +174,8 @@ static int exec_one(Executor *ex, const Config *cfg, const char *path)
         if (r > 0)
                 r = response_error((ApiCode) r, errbuf, NULL, &resp);
         else if (r == 0) {
-                r = run_sync(ex, cfg, req.script, req.script_len, &resp);
-                request_done(&req);
+                size_t len = req.script_len;
+                r = run_sync(ex, cfg, TAKE_PTR(req.script), len, &resp);
         }
         if (r < 0)
                 return log_errno(LOG_LEVEL_ERROR, r, NULL, "Failed to run %s", path);

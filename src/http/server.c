@@ -247,7 +247,7 @@ static void execute_submit(Request *rq, const Buf *body)
         }
 
         ExecParams p = {
-                .script = req.script,
+                .script = TAKE_PTR(req.script),
                 .script_len = req.script_len,
                 .timeout_ms = req.timeout_ms,
                 .memory_mb = req.memory_mb,
@@ -256,7 +256,6 @@ static void execute_submit(Request *rq, const Buf *body)
         };
         rq->in_executor = true;
         r = executor_submit(s->ex, &p, on_done, rq);
-        request_done(&req);
         if (r == 0) {
                 /* on_done may already have run: its wake is handled after we return. */
                 http_suspend(rq->conn);

@@ -331,14 +331,11 @@ int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *us
         int r = 0;
 
         j = job_new(ex);
-        if (!j)
-                return -ENOMEM;
-        j->script = malloc(p->script_len ? p->script_len : 1);
-        if (!j->script) {
-                job_free(j);
+        if (!j) {
+                free(p->script);
                 return -ENOMEM;
         }
-        memcpy(j->script, p->script, p->script_len);
+        j->script = p->script;
         j->script_len = p->script_len;
         j->timeout_ms = p->timeout_ms;
         j->memory_mb = p->memory_mb;

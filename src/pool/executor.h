@@ -16,7 +16,7 @@
 typedef struct Executor Executor;
 
 typedef struct ExecParams {
-        const char *script;
+        char *script; /* malloc'ed; executor_submit() takes it, also when it fails */
         size_t script_len;
         uint32_t timeout_ms;
         uint32_t memory_mb;
@@ -46,7 +46,8 @@ typedef int (*ZygoteLaunchFn)(const Config *cfg, const Cgroups *cg, pid_t *ret_p
 int executor_new_with_launcher(const Config *cfg, ZygoteLaunchFn launch, void *userdata,
                                Executor **ret, char *errbuf, size_t errlen);
 
-/* Queues a job (the script is copied). Returns 0, a positive EXECUTOR_E_*, or -errno. */
+/* Queues a job, taking p->script (no copy; freed also on failure). Returns 0, a positive
+ * EXECUTOR_E_*, or -errno. */
 int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *userdata);
 
 typedef struct ExecutorStats {
