@@ -68,11 +68,12 @@ typedef struct SyncRun {
         int error;
 } SyncRun;
 
-static void sync_done(const ExecOutcome *o, void *userdata)
+static void sync_done(ExecOutcome *o, void *userdata)
 {
         SyncRun *s = userdata;
         int r = response_from_outcome(o, &s->response);
 
+        exec_outcome_release(o);
         (void) pthread_mutex_lock(&s->lock);
         s->error = r;
         s->done = true;

@@ -2,9 +2,9 @@
  *
  * Per exchange (http/conn.c calls back on its thread), a Request is allocated when the
  * head is in and freed when the exchange ends. POST /execute hands the job to the
- * executor and suspends the exchange; the executor's completion callback builds the
- * response on the executor thread and wakes the exchange, whose answer is then written on
- * the HTTP thread. */
+ * executor and suspends the exchange; the executor's completion callback hands over the
+ * outcome and wakes the exchange, whose response is then built and written on the HTTP
+ * thread. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -41,8 +41,9 @@ typedef struct Request {
         char request_id[REQUEST_ID_MAX + 1];
         char method[8];
         uint64_t start_usec;
-        bool in_executor; /* suspended, waiting for the executor's callback */
-        bool have_response;
+        bool in_executor;  /* suspended, waiting for the executor's callback */
+        bool have_outcome; /* set by the executor thread; then only this thread */
+        ExecOutcome outcome;
         ApiResponse response;
         const char *allow; /* for 405 */
         MetricsEndpoint endpoint;
@@ -182,17 +183,16 @@ static void reply_ready(Request *rq, const HttpHead *h)
         send_response(rq);
 }
 
-/* Called on the executor thread once no process of the job can run again. */
-static void on_done(const ExecOutcome *o, void *userdata)
+/* Called on the executor thread once no process of the job can run again: keeps the
+ * outcome, and the HTTP thread turns it into the response (on_wake), so the executor's
+ * thread does no API work. */
+static void on_done(ExecOutcome *o, void *userdata)
 {
         Request *rq = userdata;
 
-        rq->setup_ms = o->setup_ms;
-        if (response_from_outcome(o, &rq->response) < 0 &&
-            response_error(API_INTERNAL, "Internal error: out of memory", rq->request_id,
-                           &rq->response) < 0)
-                rq->response = (ApiResponse){0};
-        rq->have_response = true;
+        rq->outcome = *o;
+        rq->outcome.request_id = NULL; /* the job's copy goes; rq has its own */
+        rq->have_outcome = true;
         http_wake(rq->conn);
 }
 
@@ -373,10 +373,17 @@ static void on_wake(void *ud, HttpConn *c)
         Request *rq = http_get_data(c);
 
         (void) ud;
-        if (!rq || !rq->have_response)
+        if (!rq || !rq->have_outcome)
                 return;
         rq->in_executor = false;
-        rq->have_response = false;
+        rq->have_outcome = false;
+        rq->setup_ms = rq->outcome.setup_ms;
+        rq->outcome.request_id = rq->request_id;
+        if (response_from_outcome(&rq->outcome, &rq->response) < 0 &&
+            response_error(API_INTERNAL, "Internal error: out of memory", rq->request_id,
+                           &rq->response) < 0)
+                rq->response = (ApiResponse){0};
+        exec_outcome_release(&rq->outcome);
         if (rq->response.body)
                 send_response(rq);
         else
@@ -408,6 +415,8 @@ static void on_end(void *ud, HttpConn *c)
         (void) ud;
         if (!rq)
                 return;
+        if (rq->have_outcome) /* answered by the executor, never woken (engine stopping) */
+                exec_outcome_release(&rq->outcome);
         response_done(&rq->response);
         free(rq);
 }

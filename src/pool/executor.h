@@ -24,8 +24,9 @@ typedef struct ExecParams {
         int client_fd; /* the client's socket, watched for hang-up; -1: none */
 } ExecParams;
 
-/* Called exactly once per accepted job, on the executor thread. */
-typedef void (*ExecDoneFn)(const ExecOutcome *outcome, void *userdata);
+/* Called exactly once per accepted job, on the executor thread. It takes the outcome's
+ * byte ranges (outcome.h): release them with exec_outcome_release(), now or later. */
+typedef void (*ExecDoneFn)(ExecOutcome *outcome, void *userdata);
 
 enum {
         EXECUTOR_E_OVERLOADED = 1, /* queue full: try again later */

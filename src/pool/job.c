@@ -182,6 +182,11 @@ static void job_answer(Executor *ex, Job *j)
                 assert(ex->busy > 0);
                 ex->busy--;
         }
+        /* The byte ranges go with the outcome: the owner builds the response on its own
+         * thread. What the sandbox still writes after this is dropped. */
+        o.owned[0] = buf_steal(&j->frame);
+        o.owned[1] = buf_steal(&j->out_buf);
+        o.owned[2] = buf_steal(&j->err_buf);
         j->done(&o, j->userdata);
         (void) pthread_mutex_lock(&ex->lock);
         assert(ex->admitted > 0);

@@ -1,11 +1,14 @@
 /* What happened to one job, as the executor saw it: the raw material of a response. The
- * byte ranges (frame, stdout, stderr) are untrusted sandbox output, valid only during the
- * completion callback. */
+ * byte ranges (frame, stdout, stderr) are untrusted sandbox output. They live in `owned`,
+ * which the completion callback takes over: it may keep a copy of the struct and build the
+ * response later, on its own thread, then call exec_outcome_release(). `request_id` is
+ * valid only during the callback. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 typedef enum ExecEnd {
         EXEC_END_NORMAL,       /* the sandbox exited on its own: see wait_status and frame */
@@ -46,4 +49,16 @@ typedef struct ExecOutcome {
         double duration_ms;
         double setup_ms; /* SPAWN sent -> the sandbox reported every layer in place */
         uint32_t timeout_ms;
+        void *owned[3]; /* the heap blocks frame, out and err point into */
 } ExecOutcome;
+
+/* Frees the byte ranges of an outcome handed to a completion callback. */
+static inline void exec_outcome_release(ExecOutcome *o)
+{
+        for (size_t i = 0; i < sizeof(o->owned) / sizeof(o->owned[0]); i++) {
+                free(o->owned[i]);
+                o->owned[i] = NULL;
+        }
+        o->frame = o->out = o->err = NULL;
+        o->frame_len = o->out_len = o->err_len = 0;
+}

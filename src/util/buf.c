@@ -59,6 +59,14 @@ const char *buf_cstr(Buf *b)
         return b->data;
 }
 
+char *buf_steal(Buf *b)
+{
+        char *data = b->data;
+
+        *b = (Buf){.truncated = b->truncated};
+        return data;
+}
+
 void buf_free(Buf *b)
 {
         free(b->data);

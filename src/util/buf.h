@@ -24,4 +24,8 @@ int buf_append(Buf *b, const void *p, size_t n);
 /* Makes the buffer NUL-terminated (not counted in len) and returns its data. */
 const char *buf_cstr(Buf *b);
 
+/* Hands the data over (the caller frees it; NULL if nothing was ever stored) and leaves the
+ * buffer empty with a limit of 0: whatever is appended afterwards is dropped. */
+char *buf_steal(Buf *b);
+
 void buf_free(Buf *b);

@@ -178,7 +178,7 @@ typedef struct Answer {
         char frame[256], out[64], err[64], what[128];
 } Answer;
 
-static void on_done(const ExecOutcome *o, void *userdata)
+static void on_done(ExecOutcome *o, void *userdata)
 {
         Answer *a = userdata;
 
@@ -189,6 +189,7 @@ static void on_done(const ExecOutcome *o, void *userdata)
         (void) snprintf(a->out, sizeof(a->out), "%.*s", (int) o->out_len, o->out ? o->out : "");
         (void) snprintf(a->err, sizeof(a->err), "%.*s", (int) o->err_len, o->err ? o->err : "");
         (void) snprintf(a->what, sizeof(a->what), "%s", o->internal_what ? o->internal_what : "");
+        exec_outcome_release(o);
         a->o.frame = a->o.out = a->o.err = a->o.internal_what = NULL;
         a->o.request_id = NULL;
         a->done = true;
