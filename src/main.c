@@ -86,7 +86,7 @@ static int run_sync(Executor *ex, const Config *cfg, char *script, size_t len, A
 {
         SyncRun s = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
         RequestLimits lim = {.max_timeout_ms = cfg->timeout_ms, .max_memory_mb = cfg->memory_mb};
-        ExecParams p = {
+        ExecRequest p = {
                 .script = script,
                 .script_len = len,
                 .timeout_ms = lim.max_timeout_ms,

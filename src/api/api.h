@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pool/outcome.h"
+#include "exec/exec.h"
 
 /* Stable machine codes of the contract (docs/design/DESIGN.md section 1). */
 typedef enum ApiCode {
@@ -40,13 +40,6 @@ typedef struct RequestLimits {
         uint32_t max_timeout_ms;
         uint32_t max_memory_mb;
 } RequestLimits;
-
-typedef struct ExecRequest {
-        char *script; /* NUL-terminated, valid UTF-8, no NUL inside */
-        size_t script_len;
-        uint32_t timeout_ms;
-        uint32_t memory_mb;
-} ExecRequest;
 
 /* Parses a POST /execute body. Returns 0 and fills *ret (free with request_done()), a
  * positive ApiCode (API_INVALID_REQUEST) with a human message in errbuf, or -errno. */

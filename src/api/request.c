@@ -31,7 +31,9 @@ int request_parse(const char *body, size_t len, const RequestLimits *lim, ExecRe
         json_error_t jerr;
         json_t *root, *v;
         const char *key;
-        ExecRequest req = {.timeout_ms = lim->max_timeout_ms, .memory_mb = lim->max_memory_mb};
+        ExecRequest req = {.timeout_ms = lim->max_timeout_ms,
+                           .memory_mb = lim->max_memory_mb,
+                           .client_fd = -1};
         double max_s = lim->max_timeout_ms / 1000.0;
         int r = API_INVALID_REQUEST;
         bool have_script = false;
@@ -109,7 +111,9 @@ out:
 int request_from_script(const char *script, size_t len, const RequestLimits *lim, ExecRequest *ret,
                         char *errbuf, size_t errlen)
 {
-        ExecRequest req = {.timeout_ms = lim->max_timeout_ms, .memory_mb = lim->max_memory_mb};
+        ExecRequest req = {.timeout_ms = lim->max_timeout_ms,
+                           .memory_mb = lim->max_memory_mb,
+                           .client_fd = -1};
 
         if (len == 0)
                 return invalid(errbuf, errlen, "\"script\" is empty");

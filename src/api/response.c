@@ -16,7 +16,6 @@
 #include <sys/wait.h>
 
 #include "api/api.h"
-#include "sandbox/sandbox.h"
 #include "util/macro.h"
 #include "util/utf8.h"
 
@@ -458,9 +457,9 @@ static int from_end(const ExecOutcome *o, json_t *obj, ApiResponse *ret)
                                       "limit and was not run; retry later",
                                       o->request_id, ret);
         case EXEC_END_SETUP_FAILED:
-                (void) snprintf(msg, sizeof(msg),
-                                "Sandbox set-up failed (%s: %s); the script was not run",
-                                sandbox_stage_name(o->setup_stage), strerror(o->setup_errno));
+                (void) snprintf(
+                        msg, sizeof(msg), "Sandbox set-up failed (%s: %s); the script was not run",
+                        o->setup_stage ? o->setup_stage : "unknown", strerror(o->setup_errno));
                 return response_error(API_INTERNAL, msg, o->request_id, ret);
         case EXEC_END_INTERNAL:
         default:

@@ -246,16 +246,10 @@ static void execute_submit(Request *rq, const Buf *body)
                 return;
         }
 
-        ExecParams p = {
-                .script = TAKE_PTR(req.script),
-                .script_len = req.script_len,
-                .timeout_ms = req.timeout_ms,
-                .memory_mb = req.memory_mb,
-                .request_id = rq->request_id,
-                .client_fd = http_conn_fd(rq->conn),
-        };
+        req.request_id = rq->request_id;
+        req.client_fd = http_conn_fd(rq->conn);
         rq->in_executor = true;
-        r = executor_submit(s->ex, &p, on_done, rq);
+        r = executor_submit(s->ex, &req, on_done, rq);
         if (r == 0) {
                 /* on_done may already have run: its wake is handled after we return. */
                 http_suspend(rq->conn);

@@ -324,7 +324,7 @@ static void *executor_loop(void *arg)
         }
 }
 
-int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *userdata)
+int executor_submit(Executor *ex, ExecRequest *p, ExecDoneFn done, void *userdata)
 {
         Job *j;
         uint64_t one = 1;
@@ -332,10 +332,10 @@ int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *us
 
         j = job_new(ex);
         if (!j) {
-                free(p->script);
+                free(TAKE_PTR(p->script));
                 return -ENOMEM;
         }
-        j->script = p->script;
+        j->script = TAKE_PTR(p->script);
         j->script_len = p->script_len;
         j->timeout_ms = p->timeout_ms;
         j->memory_mb = p->memory_mb;

@@ -11,21 +11,12 @@
 #include <sys/types.h>
 
 #include "config/config.h"
-#include "pool/outcome.h"
+#include "exec/exec.h"
 
 typedef struct Executor Executor;
 
-typedef struct ExecParams {
-        char *script; /* malloc'ed; executor_submit() takes it, also when it fails */
-        size_t script_len;
-        uint32_t timeout_ms;
-        uint32_t memory_mb;
-        const char *request_id;
-        int client_fd; /* the client's socket, watched for hang-up; -1: none */
-} ExecParams;
-
 /* Called exactly once per accepted job, on the executor thread. It takes the outcome's
- * byte ranges (outcome.h): release them with exec_outcome_release(), now or later. */
+ * byte ranges (exec/exec.h): release them with exec_outcome_release(), now or later. */
 typedef void (*ExecDoneFn)(ExecOutcome *outcome, void *userdata);
 
 enum {
@@ -47,9 +38,9 @@ typedef int (*ZygoteLaunchFn)(const Config *cfg, const Cgroups *cg, pid_t *ret_p
 int executor_new_with_launcher(const Config *cfg, ZygoteLaunchFn launch, void *userdata,
                                Executor **ret, char *errbuf, size_t errlen);
 
-/* Queues a job, taking p->script (no copy; freed also on failure). Returns 0, a positive
- * EXECUTOR_E_*, or -errno. */
-int executor_submit(Executor *ex, const ExecParams *p, ExecDoneFn done, void *userdata);
+/* Queues a job, taking req->script (no copy; freed also on failure, and req->script is
+ * then NULL). Returns 0, a positive EXECUTOR_E_*, or -errno. */
+int executor_submit(Executor *ex, ExecRequest *req, ExecDoneFn done, void *userdata);
 
 typedef struct ExecutorStats {
         unsigned long long queued;         /* requests waiting for a sandbox */

@@ -127,7 +127,7 @@ static void job_answer(Executor *ex, Job *j)
                 .request_id = j->request_id,
                 .have_status = j->exited && j->wait_status >= 0,
                 .wait_status = j->wait_status,
-                .setup_stage = j->hello.stage,
+                .setup_stage = sandbox_stage_name(j->hello.stage),
                 .setup_errno = j->hello.err,
                 .internal_what = j->internal_what,
                 .internal_errno = j->internal_errno,

@@ -27,6 +27,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "sandbox/sandbox.h"
 #include "util/utf8.h"
 
 #include "fuzz.h"
@@ -279,7 +280,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         o.internal_what = flags & F_INTERNAL_WHAT ? "spawn" : NULL;
         o.frame_complete = flags & F_FRAME_COMPLETE;
         o.wait_status = (int) fuzz_u32(&in);
-        o.setup_stage = (int8_t) fuzz_u8(&in);
+        o.setup_stage = sandbox_stage_name((int8_t) fuzz_u8(&in)); /* as the executor does */
         o.setup_errno = fuzz_u8(&in);
         code_byte = fuzz_u8(&in);
         o.internal_errno = code_byte;

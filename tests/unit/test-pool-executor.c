@@ -209,7 +209,7 @@ static Answer *answer_new(void)
 
 static int submit(Executor *ex, const char *script, uint32_t timeout_ms, Answer *a)
 {
-        ExecParams p = {
+        ExecRequest p = {
                 .script = strdup(script),
                 .script_len = strlen(script),
                 .timeout_ms = timeout_ms,

@@ -1,4 +1,8 @@
-/* What happened to one job, as the executor saw it: the raw material of a response. The
+/* The job, between the API (which parses and answers it) and the executor (which runs it):
+ * types only, so that api/ and pool/ know each other through this header alone.
+ *
+ * ExecRequest: what to run. ExecOutcome: what happened to one job, as the executor saw
+ * it, the raw material of a response. The
  * byte ranges (frame, stdout, stderr) are untrusted sandbox output. They live in `owned`,
  * which the completion callback takes over: it may keep a copy of the struct and build the
  * response later, on its own thread, then call exec_outcome_release(). `request_id` is
@@ -9,6 +13,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+typedef struct ExecRequest {
+        char *script; /* malloc'ed, NUL-terminated, valid UTF-8, no NUL inside */
+        size_t script_len;
+        uint32_t timeout_ms;
+        uint32_t memory_mb;
+        const char *request_id; /* for the logs; copied by executor_submit() */
+        int client_fd;          /* the client's socket, watched for hang-up; -1: none */
+} ExecRequest;
 
 typedef enum ExecEnd {
         EXEC_END_NORMAL,       /* the sandbox exited on its own: see wait_status and frame */
@@ -26,7 +39,7 @@ typedef struct ExecOutcome {
         const char *request_id;
         bool have_status;
         int wait_status;           /* when have_status */
-        int setup_stage;           /* with EXEC_END_SETUP_FAILED */
+        const char *setup_stage;   /* with EXEC_END_SETUP_FAILED: the stage's name */
         int setup_errno;           /* with EXEC_END_SETUP_FAILED */
         const char *internal_what; /* with EXEC_END_INTERNAL */
         int internal_errno;
