@@ -132,7 +132,7 @@ static Job *take_request(Executor *ex)
 /* A request takes over a ready warm sandbox: the request's Job `q` is emptied into `w`. */
 static void adopt(Executor *ex, Job *w, Job *q)
 {
-        assert(w->state == JOB_READY && w->warm && !w->done);
+        assert(w->state == JOB_READY && w->origin == JOB_WARM && !w->done);
         assert(q->state == JOB_QUEUED);
         w->script = TAKE_PTR(q->script);
         w->script_len = q->script_len;
@@ -148,8 +148,7 @@ static void adopt(Executor *ex, Job *w, Job *q)
         sandbox_watch_client(ex, w);
         priority_adopted(ex, w);
 
-        w->warm = false;
-        w->prewarmed = true;
+        w->origin = JOB_ADOPTED;
         assert(ex->warm > 0);
         ex->warm--;
         ex->busy++;
@@ -162,7 +161,8 @@ static void adopt(Executor *ex, Job *w, Job *q)
 static Job *ready_warm(Executor *ex)
 {
         for (unsigned i = 0; i < ex->n_slots; i++)
-                if (ex->slots[i] && ex->slots[i]->state == JOB_READY && !ex->slots[i]->killed)
+                if (ex->slots[i] && ex->slots[i]->state == JOB_READY &&
+                    ex->slots[i]->kill == JOB_NOT_KILLED)
                         return ex->slots[i];
         return NULL;
 }
@@ -209,7 +209,7 @@ static void start_jobs(Executor *ex, bool stopping)
                 w = job_new(ex);
                 if (!w)
                         break;
-                w->warm = true;
+                w->origin = JOB_WARM;
                 ex->warm++;
                 (void) spawn(ex, w,
                              ZYGOTE_SPAWN_PREWARM |
@@ -224,7 +224,7 @@ static int check_deadlines(Executor *ex)
 
         for (unsigned i = 0; i < ex->n_slots; i++) {
                 Job *j = ex->slots[i];
-                if (!j || j->killed || j->exited)
+                if (!j || j->kill != JOB_NOT_KILLED || j->exited)
                         continue;
                 if (now >= j->deadline_usec) {
                         if (j->state == JOB_RUNNING)
@@ -312,7 +312,7 @@ static void *executor_loop(void *arg)
                         zygote_housekeeping(ex);
                 if (stopping) /* idle warm sandboxes: nothing to wait for */
                         for (unsigned i = 0; i < ex->n_slots; i++)
-                                if (ex->slots[i] && ex->slots[i]->warm)
+                                if (ex->slots[i] && ex->slots[i]->origin == JOB_WARM)
                                         job_fail(ex, ex->slots[i], "the service is shutting down",
                                                  ESHUTDOWN);
                 if (!(stopping && past))

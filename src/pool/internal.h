@@ -32,6 +32,29 @@ typedef enum JobState {
         JOB_RUNNING,  /* job sent (or being sent); collecting output */
 } JobState;
 
+/* Where the sandbox came from. A warm one is counted in Executor.warm until adopted. */
+typedef enum JobOrigin {
+        JOB_COLD,    /* spawned for its request */
+        JOB_WARM,    /* a pool sandbox no request has adopted yet */
+        JOB_ADOPTED, /* a pool sandbox a request took: its set-up was off the request path */
+} JobOrigin;
+
+/* How the job was killed, if it was (job_kill). */
+typedef enum JobKill {
+        JOB_NOT_KILLED,
+        JOB_KILLED_PID1, /* PID 1 by its pidfd: the rest die with it (pid namespace) */
+        JOB_KILLED_ALL,  /* every process at once (cgroup.kill): none runs another instruction */
+} JobKill;
+
+/* The request's side, one way only: LIVE -> ANSWERED (its owner has the outcome; the
+ * sandbox may still be exiting) -> RETIRED (slot released; freed after the event batch).
+ * A warm job no request adopted goes from LIVE to RETIRED. */
+typedef enum JobPhase {
+        JOB_LIVE,
+        JOB_ANSWERED,
+        JOB_RETIRED,
+} JobPhase;
+
 typedef struct Job Job;
 
 typedef struct Zygote Zygote;
@@ -64,18 +87,15 @@ struct Job {
         Buf out_buf, err_buf, frame;
         bool exited;
         int wait_status;
-        bool killed;
-        bool all_killed; /* every process of the job at once (cgroup.kill), not only PID 1 */
+        JobKill kill;
         ExecEnd end;
         const char *internal_what;
         int internal_errno;
         uint64_t deadline_usec;
         uint64_t submit_usec, spawn_usec, started_usec, finished_usec;
         uint64_t oom_kills_before; /* the slot's OOM-kill count when the job started */
-        bool warm;                 /* a pool sandbox no request has adopted yet */
-        bool prewarmed;            /* set-up happened before the request arrived */
-        bool answered; /* the request got its response (the sandbox may still be exiting) */
-        bool finished; /* retired: slot released; freed at the end of the event batch */
+        JobOrigin origin;
+        JobPhase phase;
 };
 
 typedef enum ZygoteState {

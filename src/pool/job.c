@@ -59,19 +59,20 @@ void job_close_fd(Executor *ex, int *fd)
  * request is answered only once it is reaped. */
 void job_kill(Executor *ex, Job *j)
 {
-        if (j->killed || j->pidfd < 0 || j->exited)
+        if (j->kill != JOB_NOT_KILLED || j->pidfd < 0 || j->exited)
                 return;
         if (ex->kill_at_once) {
                 int r = cgroup_kill(ex->cgroups, j->slot);
                 if (r < 0)
                         log_errno(LOG_LEVEL_ERROR, -r, j->request_id,
                                   "Failed to kill the cgroup of sandbox %d", (int) j->pid);
-                j->all_killed = r == 0;
+                j->kill = r == 0 ? JOB_KILLED_ALL : JOB_KILLED_PID1;
         }
         if (syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
                 log_errno(LOG_LEVEL_ERROR, errno, j->request_id, "Failed to kill sandbox %d",
                           (int) j->pid);
-        j->killed = true;
+        if (j->kill == JOB_NOT_KILLED)
+                j->kill = JOB_KILLED_PID1;
 }
 
 /* Ends a job for a reason of the service (not of the script). */
@@ -159,7 +160,7 @@ static void job_answer(Executor *ex, Job *j)
         }
         if (j->started_usec) {
                 o.duration_ms = (double) (end_usec - j->started_usec) / 1000.0;
-                if (!j->prewarmed)
+                if (j->origin != JOB_ADOPTED)
                         o.setup_ms = (double) (j->started_usec - j->spawn_usec) / 1000.0;
         }
         if (ex->cgroups && j->state != JOB_QUEUED) {
@@ -177,8 +178,9 @@ static void job_answer(Executor *ex, Job *j)
                 (void) epoll_ctl(ex->epfd, EPOLL_CTL_DEL, j->client_fd, NULL);
                 j->client_watched = false;
         }
-        j->answered = true;
-        if (j->state != JOB_QUEUED && !j->warm) {
+        assert(j->phase == JOB_LIVE);
+        j->phase = JOB_ANSWERED;
+        if (j->state != JOB_QUEUED && j->origin != JOB_WARM) {
                 assert(ex->busy > 0);
                 ex->busy--;
         }
@@ -197,7 +199,7 @@ static void job_answer(Executor *ex, Job *j)
 /* The sandbox is reaped and its descriptors are closed: release its slot. */
 void job_retire(Executor *ex, Job *j)
 {
-        if (j->done && !j->answered)
+        if (j->done && j->phase == JOB_LIVE)
                 job_answer(ex, j);
 
         job_close_fd(ex, &j->ctl);
@@ -208,7 +210,7 @@ void job_retire(Executor *ex, Job *j)
                 ex->slots[j->slot] = NULL;
                 assert(ex->running > 0);
                 ex->running--;
-                if (j->warm) {
+                if (j->origin == JOB_WARM) {
                         assert(ex->warm > 0);
                         ex->warm--;
                 }
@@ -218,7 +220,8 @@ void job_retire(Executor *ex, Job *j)
                 j->zygote->jobs--;
                 zygote_maybe_retire(ex, j->zygote);
         }
-        j->finished = true;
+        assert(j->phase != JOB_RETIRED);
+        j->phase = JOB_RETIRED;
         j->next = ex->graveyard;
         ex->graveyard = j;
 }
@@ -247,7 +250,7 @@ void job_maybe_finish(Executor *ex, Job *j)
         const char *frame;
         size_t len;
 
-        if (j->finished || j->state == JOB_SPAWNING)
+        if (j->phase == JOB_RETIRED || j->state == JOB_SPAWNING)
                 return; /* the zygote still owes us an answer */
 
         /* A complete frame ends the job: the harness sends it last, after killing and
@@ -258,10 +261,10 @@ void job_maybe_finish(Executor *ex, Job *j)
          * (tearing down a copy of the 64 MiB image) is off the request path; the slot is
          * released only once the sandbox is reaped. Otherwise the answer waits for that
          * reap. Output written before the frame is already in the pipes. */
-        if (!j->answered && j->done && j->end == EXEC_END_NORMAL && j->state == JOB_RUNNING &&
-            job_frame_complete(j, &frame, &len)) {
+        if (j->phase == JOB_LIVE && j->done && j->end == EXEC_END_NORMAL &&
+            j->state == JOB_RUNNING && job_frame_complete(j, &frame, &len)) {
                 job_kill(ex, j); /* response.c does not read this SIGKILL as a crash */
-                if (j->all_killed) {
+                if (j->kill == JOB_KILLED_ALL) {
                         bool over = false;
                         if (j->out >= 0 && job_drain(j->out, &j->out_buf, &over))
                                 job_close_fd(ex, &j->out);

@@ -63,7 +63,8 @@ void priority_update(Executor *ex, bool queued)
                 return;
         for (unsigned i = 0; i < ex->n_slots && !cold; i++) {
                 const Job *j = ex->slots[i];
-                cold = j && j->state == JOB_SPAWNING && !j->warm && j->zygote == ex->current;
+                cold = j && j->state == JOB_SPAWNING && j->origin != JOB_WARM &&
+                       j->zygote == ex->current;
         }
         priority_zygote_background(ex, ex->current, !cold);
 }

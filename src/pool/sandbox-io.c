@@ -65,12 +65,13 @@ static void sandbox_on_hello(Executor *ex, Job *j)
                           "Sandbox set-up failed at stage %s: %s",
                           sandbox_stage_name(j->hello.stage), strerror(j->hello.err));
                 STAT_ADD(ex, setup_failures);
-                if (j->warm) /* do not spin: requests get cold sandboxes (and the error) */
+                if (j->origin ==
+                    JOB_WARM) /* do not spin: requests get cold sandboxes (and the error) */
                         ex->warm_retry_usec = now_usec() + RESTART_MAX_USEC;
                 job_end(ex, j, EXEC_END_SETUP_FAILED);
                 return;
         }
-        if (j->warm) {
+        if (j->origin == JOB_WARM) {
                 j->state = JOB_READY;
                 j->deadline_usec = UINT64_MAX;
                 if (j->zygote->state == ZYGOTE_DRAINING)
@@ -147,7 +148,7 @@ void sandbox_watch_client(Executor *ex, Job *j)
 
 void sandbox_on_client(Executor *ex, Job *j, uint32_t events)
 {
-        if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) || j->answered)
+        if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) || j->phase != JOB_LIVE)
                 return;
         (void) epoll_ctl(ex->epfd, EPOLL_CTL_DEL, j->client_fd, NULL);
         j->client_watched = false;
@@ -161,7 +162,7 @@ void sandbox_on_client(Executor *ex, Job *j, uint32_t events)
 static void on_ctl_event(DispatchWatch *w, uint32_t events, void *ctx)
 {
         Job *j = w->data;
-        if (!j->finished && j->ctl >= 0)
+        if (j->phase != JOB_RETIRED && j->ctl >= 0)
                 sandbox_on_ctl(ctx, j, events);
 }
 
@@ -169,7 +170,7 @@ static void on_out_event(DispatchWatch *w, uint32_t events, void *ctx)
 {
         Job *j = w->data;
         (void) events;
-        if (!j->finished && j->out >= 0)
+        if (j->phase != JOB_RETIRED && j->out >= 0)
                 sandbox_on_stream(ctx, j, &j->out, &j->out_buf);
 }
 
@@ -177,14 +178,14 @@ static void on_err_event(DispatchWatch *w, uint32_t events, void *ctx)
 {
         Job *j = w->data;
         (void) events;
-        if (!j->finished && j->err >= 0)
+        if (j->phase != JOB_RETIRED && j->err >= 0)
                 sandbox_on_stream(ctx, j, &j->err, &j->err_buf);
 }
 
 static void on_client_event(DispatchWatch *w, uint32_t events, void *ctx)
 {
         Job *j = w->data;
-        if (!j->finished)
+        if (j->phase != JOB_RETIRED)
                 sandbox_on_client(ctx, j, events);
 }
 

@@ -126,7 +126,8 @@ static void zygote_up(Executor *ex, Zygote *z)
                 old->state = ZYGOTE_DRAINING;
                 /* Its idle warm sandboxes would keep it alive: let the new one replace them. */
                 for (unsigned i = 0; i < ex->n_slots; i++)
-                        if (ex->slots[i] && ex->slots[i]->zygote == old && ex->slots[i]->warm)
+                        if (ex->slots[i] && ex->slots[i]->zygote == old &&
+                            ex->slots[i]->origin == JOB_WARM)
                                 job_fail(ex, ex->slots[i], "zygote replaced", ESTALE);
                 zygote_maybe_retire(ex, old);
         }
