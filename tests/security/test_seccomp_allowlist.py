@@ -40,6 +40,15 @@ RARE = {
 }
 
 
+# Entries the workloads use on some hosts and not on others, for reasons outside the
+# filter: each stays allowed (refusing it breaks what uses it) and need not be seen.
+# Measured in the debian-13 guest, where neither was called.
+SOMETIMES = {
+    "restart_syscall": "only when a stop (strace's, or SIGSTOP) interrupts a sleep: timing",
+    "dup": "Python 3.11's subprocess dups 0, 1, 2 with dup(); 3.13 with fcntl(F_DUPFD_CLOEXEC)",
+}
+
+
 # Entries only newer C libraries call (Debian 13's glibc 2.41; Debian 12 has 2.36): the
 # workloads must use them where the C library is at least that version, and need not
 # below it.
@@ -113,7 +122,7 @@ def test_allowlist_entries_are_all_used_by_the_workloads():
     no_user_xattrs = all(results["files"][k] in ("EOPNOTSUPP", "ENOTSUP")
                          for k in ("xattr", "fxattr"))
     kernel_dependent = AFTER_SETXATTR if no_user_xattrs else set()
-    unused = sorted(allowed - seen - set(RARE) - older_libc - kernel_dependent)
+    unused = sorted(allowed - seen - set(RARE) - set(SOMETIMES) - older_libc - kernel_dependent)
     assert not unused, f"table entries no workload uses (remove them, or add a workload): {unused}"
     rare_used = sorted(set(RARE) & seen)
     assert not rare_used, f"RARE entries the workloads do use (take them out of RARE): {rare_used}"
