@@ -45,7 +45,8 @@ RARE = {
 # Measured in the debian-13 guest, where neither was called.
 SOMETIMES = {
     "restart_syscall": "only when a stop (strace's, or SIGSTOP) interrupts a sleep: timing",
-    "dup": "Python 3.11's subprocess dups 0, 1, 2 with dup(); 3.13 with fcntl(F_DUPFD_CLOEXEC)",
+    "dup": "called here (Python 3.11: the subprocess workload), not in the debian-13 guest "
+           "(Python 3.13)",
 }
 
 
