@@ -113,15 +113,14 @@ typedef enum SandboxExit {
 #define SANDBOX_JOB_ACK 0x6b63612d30786273ull /* "sbx0-ack", little-endian */
 
 /* What the sandbox was doing when it exited with `status` (a wait status) before it
- * acknowledged its job: for the 500 answer and the log. */
+ * acknowledged its job: for the 500 answer and the log. (SANDBOX_EXIT_SETUP never gets
+ * here: a sandbox whose hello failed or never came is answered as a set-up failure.) */
 static inline const char *sandbox_exit_stage(int status)
 {
         if (WIFEXITED(status) && WEXITSTATUS(status) == SANDBOX_EXIT_JOB)
                 return "while reading its job";
         if (WIFEXITED(status) && WEXITSTATUS(status) == SANDBOX_EXIT_LIMITS)
                 return "while applying the job's limits";
-        if (WIFEXITED(status) && WEXITSTATUS(status) == SANDBOX_EXIT_SETUP)
-                return "while reporting its set-up";
         return "before acknowledging its job";
 }
 
