@@ -257,6 +257,18 @@ static int check_deadlines(Executor *ex)
         return next <= now ? 0 : (int) MIN((next - now + 999) / 1000, 60000);
 }
 
+void executor_publish(Executor *ex)
+{
+        unsigned ready = 0;
+
+        for (unsigned i = 0; i < ex->n_slots; i++)
+                ready += ex->slots[i] && ex->slots[i]->state == JOB_READY;
+        (void) pthread_mutex_lock(&ex->lock);
+        ex->stats.busy = ex->busy;
+        ex->stats.warm_ready = ready;
+        (void) pthread_mutex_unlock(&ex->lock);
+}
+
 static void on_wake(DispatchWatch *w, uint32_t events, void *ctx)
 {
         Executor *ex = ctx;
@@ -299,12 +311,7 @@ static void *executor_loop(void *arg)
                         job_free(j);
                 }
 
-                unsigned ready = 0;
-                for (unsigned i = 0; i < ex->n_slots; i++)
-                        ready += ex->slots[i] && ex->slots[i]->state == JOB_READY;
                 (void) pthread_mutex_lock(&ex->lock);
-                ex->stats.busy = ex->busy;
-                ex->stats.warm_ready = ready;
                 bool stopping = ex->stopping, past = now_usec() >= ex->stop_deadline_usec;
                 bool queue_empty = !ex->queue_head;
                 (void) pthread_mutex_unlock(&ex->lock);
@@ -318,6 +325,7 @@ static void *executor_loop(void *arg)
                 if (!(stopping && past))
                         start_jobs(ex, stopping);
                 priority_update(ex, !queue_empty);
+                executor_publish(ex);
                 /* Past the grace period the queued jobs are answered by executor_shutdown(). */
                 if (stopping && ex->running == 0 && (queue_empty || past))
                         return NULL;

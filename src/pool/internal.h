@@ -163,6 +163,10 @@ struct Executor {
                 (void) pthread_mutex_unlock(&(ex)->lock); \
         } while (0)
 
+/* executor.c: copies the executor thread's busy and warm counts into the stats that other
+ * threads read (under the lock). */
+void executor_publish(Executor *ex);
+
 /* job.c: a job from its creation to its answer and retirement. */
 Job *job_new(Executor *ex);
 void job_free(Job *j);

@@ -184,16 +184,20 @@ static void job_answer(Executor *ex, Job *j)
                 assert(ex->busy > 0);
                 ex->busy--;
         }
+        /* Counted free before the owner hears of it: an owner that submits again at once
+         * (or a start-up that opens the port next) must not find the request still
+         * admitted or the gauges still showing it. */
+        (void) pthread_mutex_lock(&ex->lock);
+        assert(ex->admitted > 0);
+        ex->admitted--;
+        (void) pthread_mutex_unlock(&ex->lock);
+        executor_publish(ex);
         /* The byte ranges go with the outcome: the owner builds the response on its own
          * thread. What the sandbox still writes after this is dropped. */
         o.owned[0] = buf_steal(&j->frame);
         o.owned[1] = buf_steal(&j->out_buf);
         o.owned[2] = buf_steal(&j->err_buf);
         j->done(&o, j->userdata);
-        (void) pthread_mutex_lock(&ex->lock);
-        assert(ex->admitted > 0);
-        ex->admitted--;
-        (void) pthread_mutex_unlock(&ex->lock);
 }
 
 /* The sandbox is reaped and its descriptors are closed: release its slot. */

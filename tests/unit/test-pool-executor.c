@@ -10,8 +10,8 @@
  *   "kill-zygote" hello, ack, then SIGKILL to the fake zygote (a zygote crash)
  *
  * Covered: answers and their outcomes, the unacknowledged exit, deadlines, warm adoption,
- * admission (overload), queue expiry, zygote loss and restart, shutdown, and the
- * busy/queued/warm counts. */
+ * admission (overload), queue expiry, a request counted free once answered, zygote loss and
+ * restart, shutdown, and the busy/queued/warm counts. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -416,6 +416,54 @@ static void test_admission_and_queue_expiry(void **state)
         stop(f);
 }
 
+/* What the owner sees from inside its answer callback: whether the request still counts. */
+typedef struct Resubmit {
+        Executor *ex;
+        ExecutorStats st;
+        int again;     /* executor_submit() of a next request, from the callback */
+        Answer *next;  /* that request's answer */
+        Answer *first; /* the first request's answer */
+} Resubmit;
+
+static void on_done_resubmit(ExecOutcome *o, void *userdata)
+{
+        Resubmit *r = userdata;
+
+        executor_stats(r->ex, &r->st);
+        r->again = submit(r->ex, "ok", 5000, r->next);
+        on_done(o, r->first);
+}
+
+/* Once its owner hears the answer, a request no longer counts: not as admitted (with one
+ * slot and no queue, a next request is let in) and not in the gauges. A start-up
+ * self-check that still counted once the port opened refused the first request. */
+static void test_answered_means_counted_free(void **state)
+{
+        Fixture *f = start(1, 0, 0);
+        Resubmit r = {.ex = f->ex, .next = answer_new(), .first = answer_new()};
+        ExecRequest p = {
+                .script = strdup("ok"),
+                .script_len = 2,
+                .timeout_ms = 5000,
+                .memory_mb = 100,
+                .request_id = "test",
+                .client_fd = -1,
+        };
+        (void) state;
+
+        assert_int_equal(executor_submit(f->ex, &p, on_done_resubmit, &r), 0);
+        wait_answer(r.first);
+        assert_int_equal(r.first->o.end, EXEC_END_NORMAL);
+        assert_int_equal(r.st.busy, 0);
+        assert_int_equal(r.again, 0);
+        wait_answer(r.next);
+        assert_int_equal(r.next->o.end, EXEC_END_NORMAL);
+        answer_free(r.first);
+        answer_free(r.next);
+        assert_true(eventually(idle, f->ex));
+        stop(f);
+}
+
 static void test_zygote_loss_and_restart(void **state)
 {
         Fixture *f = start(1, 0, 4);
@@ -466,6 +514,7 @@ int main(void)
                 cmocka_unit_test(test_deadline),
                 cmocka_unit_test(test_warm_adoption),
                 cmocka_unit_test(test_admission_and_queue_expiry),
+                cmocka_unit_test(test_answered_means_counted_free),
                 cmocka_unit_test(test_zygote_loss_and_restart),
                 cmocka_unit_test(test_shutdown_answers_what_runs),
         };
