@@ -61,6 +61,10 @@ static int init_interpreter(char *errbuf, size_t errlen)
          * every fork copy ~30x fewer page-table entries (docs/design/kernel-costs.md section 2). */
         PyPreConfig_InitIsolatedConfig(&preconfig);
         preconfig.allocator = PYMEM_ALLOCATOR_MALLOC;
+        /* File names, stdio and the locale encoding are UTF-8 whatever the locale says
+         * (PEP 540): an isolated interpreter otherwise takes ASCII from the zygote's
+         * environment, and open("é.txt") or an input file named so fails. */
+        preconfig.utf8_mode = 1;
         st = Py_PreInitialize(&preconfig);
         if (PyStatus_Exception(st)) {
                 (void) snprintf(errbuf, errlen, "Python pre-initialisation failed: %s",
