@@ -85,7 +85,7 @@ static void sync_done(ExecOutcome *o, void *userdata)
 static int run_sync(Executor *ex, const Config *cfg, char *script, size_t len, ApiResponse *ret)
 {
         SyncRun s = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
-        RequestLimits lim = {.max_timeout_ms = cfg->timeout_ms, .max_memory_mb = cfg->memory_mb};
+        RequestLimits lim = server_request_limits(cfg);
         ExecRequest p = {
                 .script = script,
                 .script_len = len,
@@ -157,7 +157,7 @@ static int read_script(const char *path, Buf *ret, size_t limit)
 /* `pyexecd exec FILE`: the same request path as HTTP, minus HTTP. */
 static int exec_one(Executor *ex, const Config *cfg, const char *path)
 {
-        RequestLimits lim = {.max_timeout_ms = cfg->timeout_ms, .max_memory_mb = cfg->memory_mb};
+        RequestLimits lim = server_request_limits(cfg);
         ApiResponse resp = {0};
         ExecRequest req = {0};
         Buf script;

@@ -39,6 +39,10 @@ unsigned api_code_http(ApiCode c);
 typedef struct RequestLimits {
         uint32_t max_timeout_ms;
         uint32_t max_memory_mb;
+        unsigned max_files;        /* entries of "files" */
+        size_t tmp_bytes;          /* what the sandbox's /tmp holds: input files must fit */
+        unsigned max_output_files; /* with "return_files": files returned */
+        size_t output_files_limit; /* ... and their bytes in all */
 } RequestLimits;
 
 /* Parses a POST /execute body. Returns 0 and fills *ret (free with request_done()), a

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 
 #include "api/api.h"
+#include "api/files.h"
 #include "util/macro.h"
 #include "util/utf8.h"
 
@@ -333,9 +334,13 @@ static int from_frame(const Frame *f, const ExecOutcome *o, json_t *obj, ApiResp
                                       "containing a NUL character");
                         if (r == 0)
                                 r = add_run(obj, o);
+                        if (r == 0)
+                                r = files_to_response(f->header, o, obj);
                         return r < 0 ? r : finish(obj, code, NULL, 0, ret);
                 }
                 r = add_run(obj, o);
+                if (r == 0)
+                        r = files_to_response(f->header, o, obj);
                 return r < 0 ? r : finish(obj, API_OK, f->raw, f->raw_len, ret);
         }
         for (size_t i = 0; i < ELEMENTSOF(map); i++)
@@ -362,6 +367,9 @@ static int from_frame(const Frame *f, const ExecOutcome *o, json_t *obj, ApiResp
                         r = set(obj, "truncated", json_false());
                 if (r == 0)
                         r = add_run(obj, o);
+                /* Where the harness was still in control after main(): it collected them. */
+                if (r == 0 && (code == API_RUNTIME_ERROR || code == API_NOT_JSON_SERIALIZABLE))
+                        r = files_to_response(f->header, o, obj);
         }
         return r < 0 ? r : finish(obj, code, NULL, 0, ret);
 }
@@ -481,6 +489,12 @@ static int from_end(const ExecOutcome *o, json_t *obj, ApiResponse *ret)
 static int from_unstarted(const ExecOutcome *o, ApiResponse *ret)
 {
         char msg[256], how[64], name[32];
+
+        if (o->input_no_space)
+                return response_error(API_PAYLOAD_TOO_LARGE,
+                                      "The request's files do not fit in the sandbox's /tmp "
+                                      "(--tmp-size); the script was not run",
+                                      o->request_id, ret);
 
         if (o->have_status && WIFEXITED(o->wait_status))
                 (void) snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(o->wait_status));

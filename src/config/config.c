@@ -57,6 +57,14 @@ static const Option options[] = {
          1 * GiB, "maximum size of the encoded main() result"},
         {"max-body", "PYEXECD_MAX_BODY", OPT_SIZE, offsetof(Config, max_body), 64, 1 * GiB,
          "maximum request body size"},
+        {"max-files", "PYEXECD_MAX_FILES", OPT_UNSIGNED, offsetof(Config, max_files), 0, 100000,
+         "input files a request may send (\"files\")"},
+        {"max-output-files", "PYEXECD_MAX_OUTPUT_FILES", OPT_UNSIGNED,
+         offsetof(Config, max_output_files), 0, 100000,
+         "files a response returns at most (\"return_files\")"},
+        {"output-files-limit", "PYEXECD_OUTPUT_FILES_LIMIT", OPT_SIZE,
+         offsetof(Config, output_files_limit), 0, 1 * GiB,
+         "bytes of returned files in all (apart from the result limit)"},
         {"concurrency", "PYEXECD_CONCURRENCY", OPT_UNSIGNED, offsetof(Config, concurrency), 1, 1024,
          "sandboxes running at once (default: number of CPUs)"},
         {"pool-size", "PYEXECD_POOL_SIZE", OPT_UNSIGNED, offsetof(Config, pool_size), 0, 1024,
@@ -168,6 +176,9 @@ void config_defaults(Config *ret)
                 .output_limit = 1 * MiB,
                 .result_limit = 8 * MiB,
                 .max_body = 1 * MiB,
+                .max_files = 100,
+                .max_output_files = 100,
+                .output_files_limit = 8 * MiB,
                 .concurrency = ncpu > 0 ? (unsigned) MIN(ncpu, 1024) : 1,
                 .pool_size = ncpu > 0 ? (unsigned) MIN(ncpu, 1024) : 1,
                 .queue_size = 100,
@@ -499,6 +510,8 @@ void config_print_json(const Config *c, FILE *f)
         (void) fprintf(f, ",\"memory_mb\":%" PRIu32, c->memory_mb);
         (void) fprintf(f, ",\"output_limit\":%zu,\"result_limit\":%zu,\"max_body\":%zu",
                        c->output_limit, c->result_limit, c->max_body);
+        (void) fprintf(f, ",\"max_files\":%u,\"max_output_files\":%u,\"output_files_limit\":%zu",
+                       c->max_files, c->max_output_files, c->output_files_limit);
         (void) fprintf(f, ",\"concurrency\":%u,\"pool_size\":%u,\"queue_size\":%u", c->concurrency,
                        c->pool_size, c->queue_size);
         (void) fprintf(f, ",\"max_connections\":%u,\"max_connections_per_client\":%u",

@@ -46,6 +46,9 @@ typedef struct Config {
         size_t output_limit;                 /* bytes kept of stdout and of stderr, each */
         size_t result_limit;                 /* bytes of encoded main() result */
         size_t max_body;                     /* bytes of request body */
+        unsigned max_files;                  /* input files per request */
+        unsigned max_output_files;           /* files returned per response */
+        size_t output_files_limit;           /* bytes of returned files per response */
         unsigned concurrency;                /* sandboxes running at once */
         unsigned pool_size;                  /* warm sandboxes waiting for a request; 0: none */
         unsigned queue_size;                 /* requests waiting for a sandbox */

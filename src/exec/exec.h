@@ -14,13 +14,24 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+/* With return_files: paths a frame lists as omitted, at most. */
+#define EXEC_FILES_OMITTED_MAX 100
+
 typedef struct ExecRequest {
         char *script; /* malloc'ed, NUL-terminated, valid UTF-8, no NUL inside */
         size_t script_len;
         uint32_t timeout_ms;
         uint32_t memory_mb;
-        const char *request_id; /* for the logs; copied by executor_submit() */
-        int client_fd;          /* the client's socket, watched for hang-up; -1: none */
+        /* What the harness needs besides the script (stdin, args, kwargs, input files,
+         * return_files), as one JSON object; NULL when the request has none of them.
+         * malloc'ed, taken by executor_submit() like the script. */
+        char *input;
+        size_t input_len;
+        bool return_files;         /* the frame may list files for the response */
+        unsigned max_output_files; /* with return_files */
+        size_t output_files_limit; /* with return_files: bytes in all */
+        const char *request_id;    /* for the logs; copied by executor_submit() */
+        int client_fd;             /* the client's socket, watched for hang-up; -1: none */
 } ExecRequest;
 
 typedef enum ExecEnd {
@@ -47,6 +58,9 @@ typedef struct ExecOutcome {
          * the script's code may have run. Without it, only the service's code ran, and any
          * exit is the service's failure. */
         bool script_started;
+        /* Not started because the request's input files did not fit in the sandbox's /tmp
+         * (the client's 413, not the service's fault). */
+        bool input_no_space;
         const char *frame;
         size_t frame_len;
         /* The sandbox sent a whole frame (as long as its length prefix says). The executor
@@ -62,6 +76,9 @@ typedef struct ExecOutcome {
         double duration_ms;
         double setup_ms; /* SPAWN sent -> the sandbox reported every layer in place */
         uint32_t timeout_ms;
+        bool return_files; /* the request's: the frame's "files" are checked and returned */
+        unsigned max_output_files;
+        size_t output_files_limit;
         void *owned[3]; /* the heap blocks frame, out and err point into */
 } ExecOutcome;
 

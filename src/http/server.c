@@ -222,11 +222,22 @@ static void reply_too_large(Request *rq)
         reply_error(rq, API_PAYLOAD_TOO_LARGE, msg);
 }
 
+RequestLimits server_request_limits(const Config *cfg)
+{
+        return (RequestLimits){
+                .max_timeout_ms = cfg->timeout_ms,
+                .max_memory_mb = cfg->memory_mb,
+                .max_files = cfg->max_files,
+                .tmp_bytes = cfg->tmp_size,
+                .max_output_files = cfg->max_output_files,
+                .output_files_limit = cfg->output_files_limit,
+        };
+}
+
 static void execute_submit(Request *rq, const Buf *body)
 {
         Server *s = rq->srv;
-        RequestLimits lim = {.max_timeout_ms = s->cfg->timeout_ms,
-                             .max_memory_mb = s->cfg->memory_mb};
+        RequestLimits lim = server_request_limits(s->cfg);
         ExecRequest req;
         char errbuf[256];
         int r;

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "api/api.h"
 #include "config/config.h"
 #include "pool/executor.h"
 
@@ -14,6 +15,9 @@ typedef struct Auth Auth;
 
 /* Starts listening (port 0: any free port). With `auth` (borrowed, may be NULL), POST
  * /execute requires one of its API keys. Returns 0 or -errno. */
+/* The limits a request body is checked against, from the configuration. */
+RequestLimits server_request_limits(const Config *cfg);
+
 int server_start(const Config *cfg, Executor *ex, const Auth *auth, Server **ret);
 
 /* The port actually bound. */

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "pool/internal.h"
+#include "util/base64.h"
 #include "util/clock.h"
 #include "util/fd.h"
 #include "util/log.h"
@@ -136,6 +137,12 @@ static void adopt(Executor *ex, Job *w, Job *q)
         assert(q->state == JOB_QUEUED);
         w->script = TAKE_PTR(q->script);
         w->script_len = q->script_len;
+        w->input = TAKE_PTR(q->input);
+        w->input_len = q->input_len;
+        w->return_files = q->return_files;
+        w->max_output_files = q->max_output_files;
+        w->output_files_limit = q->output_files_limit;
+        w->frame.limit = q->frame.limit;
         w->timeout_ms = q->timeout_ms;
         w->memory_mb = q->memory_mb;
         memcpy(w->request_id, q->request_id, sizeof(w->request_id));
@@ -341,10 +348,22 @@ int executor_submit(Executor *ex, ExecRequest *p, ExecDoneFn done, void *userdat
         j = job_new(ex);
         if (!j) {
                 free(TAKE_PTR(p->script));
+                free(TAKE_PTR(p->input));
                 return -ENOMEM;
         }
         j->script = TAKE_PTR(p->script);
         j->script_len = p->script_len;
+        j->input = TAKE_PTR(p->input);
+        j->input_len = p->input_len;
+        if (p->return_files) {
+                j->return_files = true;
+                j->max_output_files = p->max_output_files;
+                j->output_files_limit = p->output_files_limit;
+                /* The files travel in the frame's header line. */
+                j->frame.limit += base64_encoded_len(p->output_files_limit) +
+                                  ((size_t) p->max_output_files + EXEC_FILES_OMITTED_MAX) *
+                                          FRAME_FILE_ALLOWANCE;
+        }
         j->timeout_ms = p->timeout_ms;
         j->memory_mb = p->memory_mb;
         (void) snprintf(j->request_id, sizeof(j->request_id), "%s",
@@ -356,6 +375,7 @@ int executor_submit(Executor *ex, ExecRequest *p, ExecDoneFn done, void *userdat
         j->header = (SandboxJob){
                 .magic = SANDBOX_MAGIC,
                 .script_len = (uint32_t) p->script_len,
+                .input_len = (uint32_t) j->input_len,
                 .timeout_ms = p->timeout_ms,
                 .memory_mb = p->memory_mb,
                 .result_limit = ex->cfg->result_limit,

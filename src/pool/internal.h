@@ -19,10 +19,13 @@
 #define RESTART_MIN_USEC       (100ULL * 1000)
 #define RESTART_MAX_USEC       (5ULL * 1000000)
 #define READ_CHUNK             65536
-#define FRAME_HEADER_ALLOWANCE 65536            /* result frame = header line + result */
-#define FRAME_ACK              sizeof(uint64_t) /* SANDBOX_JOB_ACK, first on the stream */
-#define FRAME_PREFIX           sizeof(uint64_t) /* the frame's length, before it */
-#define FRAME_HEAD             (FRAME_ACK + FRAME_PREFIX)
+#define FRAME_HEADER_ALLOWANCE 65536 /* result frame = header line + result */
+/* With return_files the header line lists files as well: each one's path (up to 1024
+ * bytes, 6 each when escaped) and fields, and its content, base64. */
+#define FRAME_FILE_ALLOWANCE (6 * 1024 + 128)
+#define FRAME_ACK            sizeof(uint64_t) /* SANDBOX_JOB_ACK, first on the stream */
+#define FRAME_PREFIX         sizeof(uint64_t) /* the frame's length, before it */
+#define FRAME_HEAD           (FRAME_ACK + FRAME_PREFIX)
 
 typedef enum JobState {
         JOB_QUEUED,
@@ -64,6 +67,11 @@ struct Job {
         uint64_t token;
         char *script;
         size_t script_len;
+        char *input; /* ExecRequest.input, sent after the script; NULL: none */
+        size_t input_len;
+        bool return_files;
+        unsigned max_output_files;
+        size_t output_files_limit;
         uint32_t timeout_ms;
         uint32_t memory_mb;
         char request_id[80]; /* up to 64 characters (http/server.c) */
@@ -82,7 +90,7 @@ struct Job {
         SandboxHello hello;
         size_t hello_got;
         SandboxJob header;
-        size_t sent; /* bytes of header + script written */
+        size_t sent; /* bytes of header + script + input written */
 
         Buf out_buf, err_buf, frame;
         bool exited;

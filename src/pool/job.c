@@ -37,6 +37,7 @@ void job_free(Job *j)
         if (!j)
                 return;
         free(j->script);
+        free(j->input);
         buf_free(&j->out_buf);
         buf_free(&j->err_buf);
         buf_free(&j->frame);
@@ -139,11 +140,16 @@ static void job_answer(Executor *ex, Job *j)
                 .err_len = j->err_buf.len,
                 .err_truncated = j->err_buf.truncated,
                 .timeout_ms = j->timeout_ms,
+                .return_files = j->return_files,
+                .max_output_files = j->max_output_files,
+                .output_files_limit = j->output_files_limit,
         };
         uint64_t end_usec = j->finished_usec ? j->finished_usec : now_usec();
 
         o.script_started = job_acked(j);
-        if (o.end == EXEC_END_NORMAL && !o.script_started) {
+        o.input_no_space = !o.script_started && o.have_status && WIFEXITED(o.wait_status) &&
+                           WEXITSTATUS(o.wait_status) == SANDBOX_EXIT_NO_SPACE;
+        if (o.end == EXEC_END_NORMAL && !o.script_started && !o.input_no_space) {
                 /* Only the service's code ran: its failure, whatever the exit looks like. */
                 o.internal_what = o.have_status ? sandbox_exit_stage(o.wait_status)
                                                 : "before acknowledging its job";

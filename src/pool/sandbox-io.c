@@ -16,16 +16,20 @@
 
 void sandbox_send_job(Executor *ex, Job *j)
 {
-        size_t total = sizeof(j->header) + j->script_len;
+        const size_t head = sizeof(j->header), body = head + j->script_len;
+        const size_t total = body + j->input_len;
 
         while (j->sent < total) {
                 const char *p;
                 size_t n;
-                if (j->sent < sizeof(j->header)) {
+                if (j->sent < head) {
                         p = (const char *) &j->header + j->sent;
-                        n = sizeof(j->header) - j->sent;
+                        n = head - j->sent;
+                } else if (j->sent < body) {
+                        p = j->script + (j->sent - head);
+                        n = body - j->sent;
                 } else {
-                        p = j->script + (j->sent - sizeof(j->header));
+                        p = j->input + (j->sent - body);
                         n = total - j->sent;
                 }
                 ssize_t k = send(j->ctl, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -43,8 +47,10 @@ void sandbox_send_job(Executor *ex, Job *j)
                 j->sent += (size_t) k;
         }
         (void) dispatch_mod(ex->epfd, j->ctl, EPOLLIN, &j->w_ctl);
-        free(j->script); /* no longer needed: the sandbox has it */
+        free(j->script); /* no longer needed: the sandbox has them */
         j->script = NULL;
+        free(j->input);
+        j->input = NULL;
 }
 
 static void sandbox_on_hello(Executor *ex, Job *j)

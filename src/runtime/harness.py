@@ -26,6 +26,8 @@ import types as _types
 from _json import encode_basestring as _c_encode_basestring
 from _json import make_encoder as _c_make_encoder
 
+import _pyexecd_files as _files
+
 SCRIPT_FILENAME = "<script>"
 MODULE_NAME = "__script__"
 MAX_DEPTH = 64
@@ -104,6 +106,23 @@ def main():
     values = {"n": [1, 2.5, None, True, "x"], "t": (1, 2)}
     return values
 """
+
+
+# The job's input (stdin, args, kwargs, files) and how to collect its files, set by
+# prepare() before the script runs; None when the request had none of them.
+_job = None
+
+
+def prepare(job_input):
+    """Called before the script runs (before the sandbox acknowledges its job) with the
+    job's input, a JSON object from the service. Writes the input files into the working
+    directory and makes stdin readable. Returns 0, or the errno of what failed."""
+    global _job
+    try:
+        _job = _files.Job(job_input)
+    except OSError as e:
+        return e.errno or 5  # EIO
+    return 0
 
 
 def warmup():
@@ -355,11 +374,24 @@ def _raised_in_script(exc):
     return False
 
 
-def _failure(exc):
+def _failure(exc, job=None):
     # type(), not isinstance(): an exception can claim to be a MemoryError (__class__).
     if issubclass(type(exc), MemoryError):
         return _frame("memory_error", error="Memory limit exceeded", detail=_error_message(exc))
-    return _frame("runtime_error", error=_error_message(exc), traceback=_script_traceback(exc))
+    return _frame("runtime_error", error=_error_message(exc), traceback=_script_traceback(exc),
+                  **_files_of(job))
+
+
+def _files_of(job):
+    """The header fields of the files the script left, when the request asked for them."""
+    if job is None:
+        return {}
+    try:
+        return job.collect()
+    except MemoryError:
+        return {"files_truncated": True}
+    except BaseException:  # noqa: B036 - the script's threads may have broken anything
+        return {"files_truncated": True}
 
 
 def _flush_stdio():
@@ -403,14 +435,15 @@ def _run(source, result_limit):
     # Registered so that pickle (multiprocessing) finds the script's functions.
     _sys.modules[MODULE_NAME] = module
 
+    job = _job
     try:
         exec(code, module.__dict__)
         main = module.__dict__.get("main")
         if not callable(main):
             return _frame("missing_main", error="The script does not define a callable main()")
-        value = main()
+        value = main() if job is None else main(*job.args, **job.kwargs)
     except BaseException as e:  # noqa: B036 - SystemExit, KeyboardInterrupt included
-        return _failure(e)
+        return _failure(e, job)
 
     try:
         plain = _convert(value, "result", 0, set())
@@ -419,19 +452,21 @@ def _run(source, result_limit):
         return _frame(
             "not_json_serializable",
             error=_text(f"main() returned a value JSON cannot carry: {e.what} at {e.path}"),
+            **_files_of(job),
         )
     except MemoryError as e:
         return _failure(e)
     except BaseException as e:  # noqa: B036 - anything a conversion raised
         if _raised_in_script(e):
-            return _failure(e)  # e.g. from an isoformat() of the script's own
+            return _failure(e, job)  # e.g. from an isoformat() of the script's own
         return _frame(
             "not_json_serializable",
             error=_text(f"main() returned a value JSON cannot carry: {_error_message(e)}"),
+            **_files_of(job),
         )
     if len(body) > result_limit:
         return _frame(
             "result_too_large",
             error=f"The result of main() is {len(body)} bytes encoded, over the limit of {result_limit}",
         )
-    return _frame("ok", body)
+    return _frame("ok", body, **_files_of(job))

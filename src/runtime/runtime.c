@@ -11,13 +11,15 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "runtime/files_py.h"
 #include "runtime/harness.h"
 #include "runtime/runtime.h"
 
 static struct {
-        PyObject *run;    /* harness.run */
-        PyObject *reseed; /* harness.reseed */
-        PyObject *warmup; /* harness.warmup */
+        PyObject *run;     /* harness.run */
+        PyObject *reseed;  /* harness.reseed */
+        PyObject *warmup;  /* harness.warmup */
+        PyObject *prepare; /* harness.prepare */
 } harness;
 
 /* numpy's MT19937 state (numpy/random/src/mt19937/mt19937.h), found and checked by
@@ -136,6 +138,15 @@ static int load_harness(const char *preload, char *errbuf, size_t errlen)
         PyObject *code = NULL, *mod = NULL, *names = NULL, *res = NULL, *gc = NULL;
         int r = -EIO;
 
+        /* Its files module first: the harness imports it. */
+        code = Py_CompileString(files_source, "<pyexecd-files>", Py_file_input);
+        mod = code ? PyImport_ExecCodeModule("_pyexecd_files", code) : NULL;
+        if (!mod) {
+                take_exception("loading the harness's files module", errbuf, errlen);
+                goto out;
+        }
+        Py_CLEAR(mod);
+        Py_CLEAR(code);
         code = Py_CompileString(harness_source, "<pyexecd-harness>", Py_file_input);
         if (!code) {
                 take_exception("compiling the harness", errbuf, errlen);
@@ -149,7 +160,8 @@ static int load_harness(const char *preload, char *errbuf, size_t errlen)
         harness.run = PyObject_GetAttrString(mod, "run");
         harness.reseed = PyObject_GetAttrString(mod, "reseed");
         harness.warmup = PyObject_GetAttrString(mod, "warmup");
-        if (!harness.run || !harness.reseed || !harness.warmup) {
+        harness.prepare = PyObject_GetAttrString(mod, "prepare");
+        if (!harness.run || !harness.reseed || !harness.warmup || !harness.prepare) {
                 take_exception("loading the harness", errbuf, errlen);
                 goto out;
         }
@@ -254,6 +266,23 @@ int runtime_reseed(void)
 int runtime_warmup(void)
 {
         return call_noargs(harness.warmup);
+}
+
+int runtime_prepare(const char *input, size_t len)
+{
+        PyObject *src, *res;
+        long err = EIO;
+
+        if (len == 0)
+                return 0;
+        src = PyBytes_FromStringAndSize(input, (Py_ssize_t) len);
+        res = src ? PyObject_CallOneArg(harness.prepare, src) : NULL;
+        if (res && PyLong_Check(res))
+                err = PyLong_AsLong(res);
+        PyErr_Clear();
+        Py_XDECREF(res);
+        Py_XDECREF(src);
+        return err == 0 ? 0 : err > 0 && err < 4096 ? (int) -err : -EIO;
 }
 
 int runtime_run(const char *script, size_t len, size_t result_limit, char **ret_frame,

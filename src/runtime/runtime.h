@@ -24,6 +24,12 @@ int runtime_reseed(void);
  * -EIO. */
 int runtime_warmup(void);
 
+/* Hands the harness the job's input (JSON: stdin, args, kwargs, input files,
+ * return_files) before the script runs: it writes the files into the working directory and
+ * makes stdin readable. Nothing with len 0. Returns 0, -ENOSPC (or -EDQUOT, -EFBIG) when
+ * the files do not fit, or another -errno. */
+int runtime_prepare(const char *input, size_t len);
+
 /* Runs one script and returns its result frame (see harness.py) in a malloc'ed buffer.
  * Returns 0, or -errno when the harness itself failed (which the supervisor reports as a
  * sandbox without result). */

@@ -13,7 +13,7 @@
  *
  * supervisor <-> sandbox: a SOCK_STREAM socketpair (the sandbox's fd 3, "ctl").
  *   <- SandboxHello (set-up finished, or the stage that failed)
- *   -> SandboxJob + script bytes
+ *   -> SandboxJob + script bytes + input bytes (stdin, args, files: runtime/harness.py)
  *   <- uint64_t SANDBOX_JOB_ACK (the job's limits are applied; the script runs next)
  *   <- uint64_t length + result frame (see runtime/harness.py), then EOF
  *
@@ -103,11 +103,13 @@ typedef struct SandboxHello {
 /* The sandbox's exit codes for its own failures (the script's own exits can be anything,
  * so these mean something only before SANDBOX_JOB_ACK was sent). */
 typedef enum SandboxExit {
-        SANDBOX_EXIT_FRAME = 123,   /* writing the result frame failed */
-        SANDBOX_EXIT_HARNESS = 124, /* the runtime could not run the harness */
-        SANDBOX_EXIT_LIMITS = 125,  /* applying the job's limits failed */
-        SANDBOX_EXIT_JOB = 126,     /* the job message was short or malformed */
-        SANDBOX_EXIT_SETUP = 127,   /* set-up failed, or its hello could not be sent */
+        SANDBOX_EXIT_NO_SPACE = 121, /* the job's input files do not fit in /tmp */
+        SANDBOX_EXIT_INPUT = 122,    /* writing the job's input failed otherwise */
+        SANDBOX_EXIT_FRAME = 123,    /* writing the result frame failed */
+        SANDBOX_EXIT_HARNESS = 124,  /* the runtime could not run the harness */
+        SANDBOX_EXIT_LIMITS = 125,   /* applying the job's limits failed */
+        SANDBOX_EXIT_JOB = 126,      /* the job message was short or malformed */
+        SANDBOX_EXIT_SETUP = 127,    /* set-up failed, or its hello could not be sent */
 } SandboxExit;
 
 #define SANDBOX_JOB_ACK 0x6b63612d30786273ull /* "sbx0-ack", little-endian */
@@ -121,6 +123,10 @@ static inline const char *sandbox_exit_stage(int status)
                 return "while reading its job";
         if (WIFEXITED(status) && WEXITSTATUS(status) == SANDBOX_EXIT_LIMITS)
                 return "while applying the job's limits";
+        if (WIFEXITED(status) && WEXITSTATUS(status) == SANDBOX_EXIT_INPUT)
+                return "while writing the job's input";
+        if (WIFEXITED(status) && WEXITSTATUS(status) == SANDBOX_EXIT_NO_SPACE)
+                return "because the input files do not fit in /tmp";
         return "before acknowledging its job";
 }
 
@@ -130,4 +136,6 @@ typedef struct SandboxJob {
         uint32_t timeout_ms;
         uint32_t memory_mb;
         uint64_t result_limit;
+        uint32_t input_len; /* bytes of the job's input (JSON) after the script; 0: none */
+        uint32_t reserved;
 } SandboxJob;

@@ -140,7 +140,7 @@ static _Noreturn void sandbox_child(uint32_t slot, uint32_t flags, int ctl, int 
         };
         int io[4] = {-EBADF, out, err, ctl};
         SandboxJob job;
-        char *script = NULL, *frame = NULL;
+        char *script = NULL, *input = NULL, *frame = NULL;
         size_t frame_len = 0;
         int r;
 
@@ -180,18 +180,30 @@ static _Noreturn void sandbox_child(uint32_t slot, uint32_t flags, int ctl, int 
 
         /* io[3] is fd 3 now. */
         if (read_exact(3, &job, sizeof(job)) < 0 || job.magic != SANDBOX_MAGIC ||
-            job.script_len > SCRIPT_MAX)
+            job.script_len > SCRIPT_MAX || job.input_len > SCRIPT_MAX)
                 _exit(SANDBOX_EXIT_JOB);
         script = malloc(job.script_len + 1);
         if (!script || read_exact(3, script, job.script_len) < 0)
                 _exit(SANDBOX_EXIT_JOB);
         script[job.script_len] = '\0';
+        if (job.input_len > 0) {
+                input = malloc(job.input_len);
+                if (!input || read_exact(3, input, job.input_len) < 0)
+                        _exit(SANDBOX_EXIT_JOB);
+        }
         phase("job");
 
         if (zygote.cfg.layers & LAYER_RLIMITS &&
             sandbox_apply_job_limits(sandbox_as_limit(zygote.vm_size, job.memory_mb),
                                      job.timeout_ms / 1000 + 1) < 0)
                 _exit(SANDBOX_EXIT_LIMITS);
+        /* Input files and stdin, written by the harness before any code of the script. */
+        r = runtime_prepare(input, job.input_len);
+        if (r == -ENOSPC || r == -EDQUOT || r == -EFBIG)
+                _exit(SANDBOX_EXIT_NO_SPACE);
+        if (r < 0)
+                _exit(SANDBOX_EXIT_INPUT);
+        free(input);
         /* The last word of the service's own code: from here on the script's runs. */
         {
                 uint64_t ack = SANDBOX_JOB_ACK;

@@ -56,3 +56,37 @@ def test_pandas_max_is_an_integer(server, expr):
     body = run_ok(server, script)
     assert body["result"] == 41
     assert type(body["result"]) is int, body["result"]
+
+
+def test_stdin_args_kwargs_example(server):
+    """The README's stdin/args/kwargs example, verbatim."""
+    resp = server.post({"script": 'def main(greeting, n=1):\n    name = input()\n'
+                                  '    return [greeting + ", " + name] * n',
+                        "stdin": "Ada\n", "args": ["Hello"], "kwargs": {"n": 2}})
+    assert resp.status == 200, resp
+    assert resp.json["result"] == ["Hello, Ada", "Hello, Ada"]
+
+
+def test_files_in_and_out_example(server):
+    """The README's files example: a CSV in, pandas' summary of it back as a file."""
+    import base64
+    resp = server.post({"script": 'import pandas as pd\ndef main():\n'
+                                  '    df = pd.read_csv("in/data.csv")\n'
+                                  '    df.describe().to_csv("summary.csv")\n'
+                                  '    return int(df["x"].sum())',
+                        "files": [{"path": "in/data.csv", "content": "x,y\n1,2\n3,4\n"}],
+                        "return_files": True})
+    assert resp.status == 200, resp
+    assert resp.json["result"] == 4
+    [summary] = resp.json["files"]  # the unchanged input is not returned
+    assert summary["path"] == "summary.csv" and summary["encoding"] == "base64"
+    text = base64.b64decode(summary["content"], validate=True).decode()
+    assert text.startswith(",x,y\ncount,2.0,2.0\nmean,2.0,3.0\n"), text
+    assert summary["size"] == len(text)
+
+
+def test_escaping_path_example(server):
+    resp = server.post({"script": "def main():\n    return 1",
+                        "files": [{"path": "../etc/x", "content": ""}]})
+    assert resp.status == 400 and resp.json["code"] == "INVALID_REQUEST", resp
+    assert resp.json["error"] == 'files[0] ("../etc/x"): the path has a "." or ".." component'

@@ -1,0 +1,42 @@
+/* See base64.h. */
+#include <errno.h>
+#include <stdbool.h>
+
+#include "util/base64.h"
+
+/* The 6-bit value of an alphabet character, or -1. */
+static int sextet(unsigned char c)
+{
+        if (c >= 'A' && c <= 'Z')
+                return c - 'A';
+        if (c >= 'a' && c <= 'z')
+                return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+                return c - '0' + 52;
+        if (c == '+')
+                return 62;
+        if (c == '/')
+                return 63;
+        return -1;
+}
+
+int base64_check(const char *s, size_t n, size_t *ret_len)
+{
+        size_t pad = 0;
+        int last = 0;
+
+        if (n % 4 != 0)
+                return -EINVAL;
+        if (n > 0 && s[n - 1] == '=')
+                pad = n > 1 && s[n - 2] == '=' ? 2 : 1;
+        for (size_t i = 0; i < n - pad; i++) {
+                last = sextet((unsigned char) s[i]);
+                if (last < 0)
+                        return -EINVAL;
+        }
+        /* One '=': the last sextet's low 2 bits are unused; two: its low 4 bits. */
+        if ((pad == 1 && (last & 0x3) != 0) || (pad == 2 && (last & 0xf) != 0))
+                return -EINVAL;
+        *ret_len = n / 4 * 3 - pad;
+        return 0;
+}

@@ -1,0 +1,15 @@
+/* Strict base64 (RFC 4648 section 4, the standard alphabet) as the contract accepts it:
+ * padding required, no white space or line breaks, no character outside the alphabet,
+ * and the unused bits of the last group zero (the one canonical form, section 3.5). */
+#pragma once
+
+#include <stddef.h>
+
+/* Checks s[0..n). Returns 0 and the decoded length in *ret_len, or -EINVAL. */
+int base64_check(const char *s, size_t n, size_t *ret_len);
+
+/* The length of the encoding of n bytes. */
+static inline size_t base64_encoded_len(size_t n)
+{
+        return (n + 2) / 3 * 4;
+}
