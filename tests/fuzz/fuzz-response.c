@@ -5,7 +5,11 @@
  *
  *   byte  0      end: value % 8, the ExecEnd values in order; those past the last one
  *                are EXEC_END_NORMAL too (the frame-reading case); bit 7 set: the
- *                sandbox never acknowledged its job (script_started false)
+ *                sandbox never acknowledged its job (script_started false), and then bit
+ *                5, with a wait status: because its input files did not fit
+ *                (input_no_space); bit 6: the
+ *                request asked for its files (return_files, at most 3 files of 64 bytes
+ *                in all)
  *   byte  1      flags: 1 have_status, 2 out_truncated, 4 err_truncated, 8 oom_killed,
  *                16 request_id set, 32 internal_what set, 64 empty ranges are NULL,
  *                128 frame_complete
@@ -22,7 +26,9 @@
  * duplicate member of its own; code, "code" and the HTTP status agree with api_code_http();
  * the code follows from how the sandbox ended; an "ok" result is spliced unchanged; stdout
  * and stderr are at most 3 bytes per byte printed (U+FFFD per invalid byte) and exactly the
- * bytes printed when those were valid UTF-8 (less a character cut at the limit). */
+ * bytes printed when those were valid UTF-8 (less a character cut at the limit); files
+ * appear only when asked for, in the answers where the harness collects them, within the
+ * limits, each as long as its size says. */
 #include <errno.h>
 #include <jansson.h>
 
@@ -149,6 +155,36 @@ static json_t *check_body(const ApiResponse *resp, const char *raw, size_t raw_l
         return j;
 }
 
+static void check_files(json_t *j, const ExecOutcome *o, ApiCode code)
+{
+        json_t *files = json_object_get(j, "files"), *f;
+        size_t i, total = 0;
+        bool any = files || json_object_get(j, "files_omitted") ||
+                   json_object_get(j, "files_truncated");
+
+        if (!any)
+                return;
+        fuzz_check(o->return_files, "files in an answer that did not ask for them");
+        fuzz_check(code == API_OK || code == API_RUNTIME_ERROR || code == API_NOT_JSON_SERIALIZABLE,
+                   "files in a %s answer", api_code_name(code));
+        fuzz_check(!files || (json_array_size(files) > 0 &&
+                              json_array_size(files) <= o->max_output_files),
+                   "%zu files", json_array_size(files));
+        json_array_foreach(files, i, f)
+        {
+                const char *c = json_string_value(json_object_get(f, "content"));
+                size_t n = json_string_length(json_object_get(f, "content")), pad = 0;
+                /* check_body() reads integers as reals */
+                double size = json_number_value(json_object_get(f, "size"));
+                while (pad < 2 && pad < n && c[n - 1 - pad] == '=')
+                        pad++;
+                fuzz_check(c && n % 4 == 0 && size >= 0 && (size_t) size == n / 4 * 3 - pad,
+                           "file %zu: size %lld for %zu base64 characters", i, (long long) size, n);
+                total += (size_t) size;
+        }
+        fuzz_check(total <= o->output_files_limit, "%zu bytes of files", total);
+}
+
 static void check_outcome(const ExecOutcome *o)
 {
         ApiResponse resp = {0};
@@ -194,7 +230,7 @@ static void check_outcome(const ExecOutcome *o)
                  * neither a wait status nor a frame (a byte of one, or a complete one of
                  * length 0), is the service's failure. */
                 fuzz_check((resp.code == API_INTERNAL) ==
-                                   ((!o->script_started && !o->oom_killed) ||
+                                   ((!o->script_started && !o->oom_killed && !o->input_no_space) ||
                                     (!o->have_status && o->frame_len == 0 && !o->frame_complete)),
                            "%s with%s status, %zu frame bytes, script %sstarted",
                            api_code_name(resp.code), o->have_status ? "" : "out", o->frame_len,
@@ -226,6 +262,7 @@ static void check_outcome(const ExecOutcome *o)
         }
         check_stream(j, "stdout", o->out, o->out_len, o->out_truncated);
         check_stream(j, "stderr", o->err, o->err_len, o->err_truncated);
+        check_files(j, o, resp.code);
 
         json_decref(j);
         json_decref(header);
@@ -269,6 +306,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         flags = fuzz_u8(&in);
         o.end = (ExecEnd) (flags % 8);
         o.script_started = !(flags & 128);
+        bool no_space = flags & 32;
+        o.return_files = flags & 64;
+        o.max_output_files = 3;
+        o.output_files_limit = 64;
         if (o.end > EXEC_END_EXPIRED)
                 o.end = EXEC_END_NORMAL;
         flags = fuzz_u8(&in);
@@ -279,6 +320,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         o.request_id = flags & F_REQUEST_ID ? REQUEST_ID : NULL;
         o.internal_what = flags & F_INTERNAL_WHAT ? "spawn" : NULL;
         o.frame_complete = flags & F_FRAME_COMPLETE;
+        /* As the executor sets it: from the exit status of an unacknowledged sandbox. */
+        o.input_no_space = no_space && !o.script_started && o.have_status;
         o.wait_status = (int) fuzz_u32(&in);
         o.setup_stage = sandbox_stage_name((int8_t) fuzz_u8(&in)); /* as the executor does */
         o.setup_errno = fuzz_u8(&in);

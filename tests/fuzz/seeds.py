@@ -65,6 +65,23 @@ REQUESTS = {
     "bad-memory-int64": '{"script":"a","memory_mb":9223372036854775808}',
     "bad-deep": '{"script":"a","x":' + "[" * 2100 + "]" * 2100 + "}",
     "bad-bom": "\ufeff{\"script\":\"a\"}",
+    # stdin, args, kwargs, files, return_files (README "Files in", "Files out")
+    "ok-data-all": '{"script":"x","stdin":"in\\n","args":[1,"a",null],"kwargs":{"k":[true]},'
+                   '"files":[{"path":"in/a.csv","content":"a,b"},{"path":"b","content":"aGk=",'
+                   '"encoding":"base64"}],"return_files":true}',
+    "ok-data-bigint-nul": '{"script":"x","args":[1180591620717411303424,"\\u0000"],"memory_mb":8}',
+    "ok-data-empty": '{"script":"x","stdin":"","args":[],"kwargs":{},"files":[],'
+                     '"return_files":false}',
+    "bad-data-path-dotdot": '{"script":"x","files":[{"path":"a/../b","content":""}]}',
+    "bad-data-path-conflict": '{"script":"x","files":[{"path":"a/b","content":""},'
+                              '{"path":"a.txt","content":""},{"path":"a","content":""}]}',
+    "bad-data-duplicate": '{"script":"x","files":[{"path":"a","content":""},'
+                          '{"path":"a","content":"1"}]}',
+    "bad-data-base64": '{"script":"x","files":[{"path":"a","content":"aGl=","encoding":"base64"}]}',
+    "bad-data-key": '{"script":"x","files":[{"path":"a","content":"","mode":1}]}',
+    "bad-data-types": '{"script":"x","stdin":1,"args":{},"kwargs":[],"return_files":"yes"}',
+    "big-data-files": '{"script":"x","files":[' + ",".join(
+        '{"path":"f%d","content":"%s"}' % (i, "x" * 100) for i in range(3)) + ']}',
 }
 for name, body in REQUESTS.items():
     write("request", name, body.encode())
@@ -83,8 +100,10 @@ HAVE_STATUS, OUT_TRUNC, ERR_TRUNC, OOM, REQ_ID, WHAT, NULLS, COMPLETE = 1, 2, 4,
 
 
 def outcome(frame=b"", out=b"", err=b"", end="normal", flags=HAVE_STATUS, wait=0,
-            stage=0, errno=0, ierrno=0, timeout=10000, duration_us=12345, started=True):
-    first = END[end] | (0 if started else NOT_STARTED)
+            stage=0, errno=0, ierrno=0, timeout=10000, duration_us=12345, started=True,
+            files=False, no_space=False):
+    first = (END[end] | (0 if started else NOT_STARTED) | (64 if files else 0)
+             | (32 if no_space else 0))
     return (struct.pack("<BBiBBBIIHH", first, flags, wait, stage & 0xFF, errno, ierrno,
                         timeout, duration_us, len(out), len(err)) + out + err + frame)
 
@@ -186,6 +205,22 @@ write("response", "unstarted-limits", outcome(wait=125 << 8, started=False,
                                             flags=HAVE_STATUS | REQ_ID | WHAT))
 write("response", "unstarted-signal", outcome(wait=11, started=False))
 write("response", "unstarted-oom", outcome(wait=9, started=False, flags=HAVE_STATUS | OOM))
+# return_files: a frame's files, checked (at most 3 files, 64 bytes in all) or dropped
+FILES = (b'"files":[{"path":"a","size":2,"encoding":"base64","content":"aGk="},'
+         b'{"path":"b/c","size":0,"encoding":"base64","content":""}],'
+         b'"files_omitted":["big"],"files_truncated":true')
+write("response", "files-ok", outcome(b'{"status":"ok",' + FILES + b'}\n1', files=True))
+write("response", "files-not-asked", outcome(b'{"status":"ok",' + FILES + b'}\n1'))
+write("response", "files-runtime-error",
+      outcome(b'{"status":"runtime_error","error":"E","traceback":"",' + FILES + b'}\n',
+              files=True))
+write("response", "files-bad-order",
+      outcome(b'{"status":"ok","files":[{"path":"b","size":0,"encoding":"base64","content":""},'
+              b'{"path":"a","size":0,"encoding":"base64","content":""}]}\n1', files=True))
+write("response", "files-escape",
+      outcome(b'{"status":"ok","files":[{"path":"../x","size":0,"encoding":"base64",'
+              b'"content":""}]}\n1', files=True))
+write("response", "input-no-space", outcome(wait=121 << 8, started=False, no_space=True))
 
 
 # --- config: NUL-separated parts, 'e' = environment, 'f' = command line ------------------
