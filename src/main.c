@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "cli.h"
 #include "config/config.h"
 #include "http/auth.h"
 #include "http/server.h"
@@ -59,62 +60,19 @@ static const char *start_hint(void)
                "\"Deploying\"; docs/THREAT-MODEL.md).";
 }
 
-/* Runs one job to completion from a thread that may block (start-up, `exec`). */
-typedef struct SyncRun {
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        bool done;
-        ApiResponse response;
-        int error;
-} SyncRun;
-
-static void sync_done(ExecOutcome *o, void *userdata)
-{
-        SyncRun *s = userdata;
-        int r = response_from_outcome(o, &s->response);
-
-        exec_outcome_release(o);
-        (void) pthread_mutex_lock(&s->lock);
-        s->error = r;
-        s->done = true;
-        (void) pthread_cond_signal(&s->cond);
-        (void) pthread_mutex_unlock(&s->lock);
-}
-
-/* Takes `script` (malloc'ed), as executor_submit() does. */
-static int run_sync(Executor *ex, const Config *cfg, char *script, size_t len, ApiResponse *ret)
-{
-        SyncRun s = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
-        RequestLimits lim = server_request_limits(cfg);
-        ExecRequest p = {
-                .script = script,
-                .script_len = len,
-                .timeout_ms = lim.max_timeout_ms,
-                .memory_mb = lim.max_memory_mb,
-                .request_id = "startup",
-                .client_fd = -1,
-        };
-        int r = executor_submit(ex, &p, sync_done, &s);
-
-        if (r != 0)
-                return r > 0 ? -EBUSY : r;
-        (void) pthread_mutex_lock(&s.lock);
-        while (!s.done)
-                (void) pthread_cond_wait(&s.cond, &s.lock);
-        (void) pthread_mutex_unlock(&s.lock);
-        if (s.error < 0)
-                return s.error;
-        *ret = s.response;
-        return 0;
-}
-
 /* Fail closed: one real sandbox, end to end, before we accept any request. */
 static int self_check(Executor *ex, const Config *cfg)
 {
         static const char probe[] = "def main():\n    return 42\n";
         ApiResponse resp = {0};
-        char *copy = strdup(probe);
-        int r = copy ? run_sync(ex, cfg, copy, sizeof(probe) - 1, &resp) : -ENOMEM;
+        ExecRequest req = {
+                .script = strdup(probe),
+                .script_len = sizeof(probe) - 1,
+                .timeout_ms = cfg->timeout_ms,
+                .memory_mb = cfg->memory_mb,
+                .request_id = "startup",
+        };
+        int r = req.script ? cli_run_sync(ex, &req, &resp) : -ENOMEM;
 
         if (r < 0) {
                 log_event(LOG_LEVEL_ERROR, NULL, NULL,
@@ -132,60 +90,6 @@ static int self_check(Executor *ex, const Config *cfg)
         }
         response_done(&resp);
         return 0;
-}
-
-static int read_script(const char *path, Buf *ret, size_t limit)
-{
-        FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
-        char chunk[65536];
-        size_t n;
-        int r = 0;
-
-        if (!f)
-                return -errno;
-        buf_init(ret, limit);
-        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-                if ((r = buf_append(ret, chunk, n)) != 0)
-                        break;
-        if (r == 0 && ferror(f))
-                r = -EIO;
-        if (f != stdin)
-                (void) fclose(f);
-        return r > 0 ? -EFBIG : r;
-}
-
-/* `pyexecd exec FILE`: the same request path as HTTP, minus HTTP. */
-static int exec_one(Executor *ex, const Config *cfg, const char *path)
-{
-        RequestLimits lim = server_request_limits(cfg);
-        ApiResponse resp = {0};
-        ExecRequest req = {0};
-        Buf script;
-        char errbuf[256];
-        int r;
-
-        r = read_script(path, &script, cfg->max_body);
-        if (r < 0) {
-                buf_free(&script);
-                return log_errno(LOG_LEVEL_ERROR, r, NULL, "Cannot read %s", path);
-        }
-        /* Exactly the validation an HTTP request gets (UTF-8, no NUL, not empty). */
-        r = request_from_script(script.data, script.len, &lim, &req, errbuf, sizeof(errbuf));
-        buf_free(&script);
-        if (r > 0)
-                r = response_error((ApiCode) r, errbuf, NULL, &resp);
-        else if (r == 0) {
-                size_t len = req.script_len;
-                r = run_sync(ex, cfg, TAKE_PTR(req.script), len, &resp);
-        }
-        if (r < 0)
-                return log_errno(LOG_LEVEL_ERROR, r, NULL, "Failed to run %s", path);
-        (void) fwrite(resp.body, 1, resp.len, stdout);
-        (void) fputc('\n', stdout);
-        (void) fflush(stdout);
-        r = resp.code == API_OK ? 0 : resp.http_status >= 500 ? 2 : 1;
-        response_done(&resp);
-        return r;
 }
 
 static void on_startup_signal(int sig)
@@ -282,9 +186,9 @@ int main(int argc, char **argv)
                 return 1;
 
         if (inv.action == CONFIG_ACTION_EXEC) {
-                r = exec_one(ex, &cfg, inv.exec_path);
+                r = cli_exec(ex, &cfg, &inv);
                 executor_shutdown(ex, 0);
-                return r < 0 ? 2 : r;
+                return r;
         }
 
         /* From now on SIGTERM/SIGINT are taken with sigwait() by this thread: block them

@@ -108,59 +108,6 @@ static const Option options[] = {
          "debug, info, warning or error"},
 };
 
-static const char *const layer_names[] = {
-        "pidns",    "netns",   "mountns", "ipcns",       "utsns",
-        "cgroupns", "cgroups", "rlimits", "credentials", "seccomp",
-};
-
-const char *layer_name(Layer l)
-{
-        for (size_t i = 0; i < ELEMENTSOF(layer_names); i++)
-                if (l == (1u << i))
-                        return layer_names[i];
-        return NULL;
-}
-
-void layers_format(uint32_t mask, char *buf, size_t len)
-{
-        size_t o = 0;
-
-        if (len == 0)
-                return;
-        buf[0] = '\0';
-        for (size_t i = 0; i < ELEMENTSOF(layer_names); i++) {
-                if (!(mask & (1u << i)))
-                        continue;
-                int n = snprintf(buf + o, len - o, "%s%s", o ? "," : "", layer_names[i]);
-                if (n < 0 || (size_t) n >= len - o)
-                        return;
-                o += (size_t) n;
-        }
-}
-
-static int parse_layers(const char *s, uint32_t *ret)
-{
-        uint32_t mask = 0;
-
-        while (*s) {
-                const char *end = strchr(s, ',');
-                size_t n = end ? (size_t) (end - s) : strlen(s);
-                size_t i;
-
-                for (i = 0; i < ELEMENTSOF(layer_names); i++)
-                        if (strlen(layer_names[i]) == n && strncmp(layer_names[i], s, n) == 0)
-                                break;
-                if (i == ELEMENTSOF(layer_names))
-                        return -EINVAL;
-                mask |= 1u << i;
-                s += n;
-                if (*s == ',')
-                        s++;
-        }
-        *ret = mask;
-        return 0;
-}
-
 static const char *const log_format_names[] = {"auto", "json", "text"};
 static const char *const log_level_names[] = {"debug", "info", "warning", "error"};
 
@@ -343,7 +290,7 @@ static int apply(Config *c, const Option *o, const char *value, const char *sour
                 *(LogLevel *) (void *) field = (LogLevel) idx;
                 return 0;
         case OPT_LAYERS:
-                if (parse_layers(value, (uint32_t *) (void *) field) < 0)
+                if (layers_parse(value, (uint32_t *) (void *) field) < 0)
                         goto invalid;
                 return 0;
         case OPT_DURATION:
@@ -409,6 +356,60 @@ static const char *env_lookup(char *const *envp, const char *name)
         return NULL;
 }
 
+/* The options of `exec` alone: 1 if argv[*i] was one (its value consumed), 0 if not, -1
+ * on an error (in errbuf). */
+static int exec_option(ConfigInvocation *inv, int argc, char *const *argv, int *i, char *errbuf,
+                       size_t errlen)
+{
+        static const struct {
+                const char *flag;
+                ConfigExecKind kind;
+        } flags[] = {
+                {"--file", CONFIG_EXEC_FILE},
+                {"--stdin", CONFIG_EXEC_STDIN},
+                {"--arg", CONFIG_EXEC_ARG},
+                {"--kwarg", CONFIG_EXEC_KWARG},
+        };
+        const char *a = argv[*i];
+
+        if (strcmp(a, "--return-files") == 0) {
+                inv->exec_return_files = true;
+                return 1;
+        }
+        for (size_t k = 0; k < ELEMENTSOF(flags); k++) {
+                size_t n = strlen(flags[k].flag);
+                const char *value;
+
+                if (strncmp(a, flags[k].flag, n) != 0 || (a[n] != '\0' && a[n] != '='))
+                        continue;
+                if (a[n] == '=')
+                        value = a + n + 1;
+                else if (*i + 1 < argc)
+                        value = argv[++*i];
+                else {
+                        (void) snprintf(errbuf, errlen, "option %s needs a value", flags[k].flag);
+                        return -1;
+                }
+                if (inv->n_exec_inputs == CONFIG_EXEC_INPUTS_MAX) {
+                        (void) snprintf(errbuf, errlen,
+                                        "more than %d --file, --stdin, --arg and "
+                                        "--kwarg options",
+                                        CONFIG_EXEC_INPUTS_MAX);
+                        return -1;
+                }
+                if (flags[k].kind == CONFIG_EXEC_STDIN)
+                        for (size_t j = 0; j < inv->n_exec_inputs; j++)
+                                if (inv->exec_inputs[j].kind == CONFIG_EXEC_STDIN) {
+                                        (void) snprintf(errbuf, errlen, "--stdin given twice");
+                                        return -1;
+                                }
+                inv->exec_inputs[inv->n_exec_inputs++] =
+                        (ConfigExecInput){.kind = flags[k].kind, .value = value};
+                return 1;
+        }
+        return 0;
+}
+
 int config_parse(int argc, char *const *argv, char *const *envp, Config *ret,
                  ConfigInvocation *ret_inv, char *errbuf, size_t errlen)
 {
@@ -444,6 +445,13 @@ int config_parse(int argc, char *const *argv, char *const *envp, Config *ret,
                 if (strcmp(a, "--print-config") == 0) {
                         print = true;
                         continue;
+                }
+                if (inv.action == CONFIG_ACTION_EXEC) {
+                        r = exec_option(&inv, argc, argv, &i, errbuf, errlen);
+                        if (r < 0)
+                                return 1;
+                        if (r > 0)
+                                continue;
                 }
                 if (strncmp(a, "--", 2) == 0 && a[2] != '\0') {
                         const char *name = a + 2, *eq = strchr(name, '='), *value;
@@ -488,6 +496,13 @@ int config_parse(int argc, char *const *argv, char *const *envp, Config *ret,
                 (void) snprintf(errbuf, errlen, "exec needs a script file (or - for stdin)");
                 return 1;
         }
+        for (size_t j = 0; j < inv.n_exec_inputs; j++)
+                if (inv.exec_inputs[j].kind == CONFIG_EXEC_STDIN &&
+                    strcmp(inv.exec_inputs[j].value, "-") == 0 && strcmp(inv.exec_path, "-") == 0) {
+                        (void) snprintf(errbuf, errlen,
+                                        "the script and --stdin cannot both be read from stdin");
+                        return 1;
+                }
         if ((uint64_t) c.uid_base + config_slots(&c) > UINT32_MAX - 1) {
                 (void) snprintf(errbuf, errlen,
                                 "uid-base + concurrency + pool-size overflows the uid range");
@@ -539,7 +554,12 @@ void config_print_help(FILE *f, const char *argv0)
         (void) fprintf(f,
                        "Usage: %s [OPTIONS]            serve POST /execute over HTTP\n"
                        "       %s exec [OPTIONS] FILE  run one script (FILE or - for stdin),\n"
-                       "                                print the response JSON\n\n"
+                       "                                print the response JSON; after exec:\n"
+                       "    --file PATH, --file DEST=PATH   an input file (at DEST, else PATH)\n"
+                       "    --stdin PATH                    the script's stdin (- for ours)\n"
+                       "    --arg JSON, --kwarg NAME=JSON   main(*args, **kwargs)\n"
+                       "    --return-files                  return the files the script "
+                       "leaves\n\n"
                        "Options (each also read from the environment variable shown):\n",
                        argv0, argv0);
         for (size_t i = 0; i < ELEMENTSOF(options); i++)

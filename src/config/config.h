@@ -38,6 +38,9 @@ const char *layer_name(Layer l);
 /* Writes the comma-separated names of the layers in `mask` into buf. */
 void layers_format(uint32_t mask, char *buf, size_t len);
 
+/* Reads a comma-separated list of layer names into a mask. Returns 0 or -EINVAL. */
+int layers_parse(const char *s, uint32_t *ret);
+
 typedef struct Config {
         char listen[CONFIG_LISTEN_MAX];      /* numeric IPv4 or IPv6 address */
         uint16_t port;                       /* 0: any free port (logged at start) */
@@ -76,9 +79,27 @@ typedef enum ConfigAction {
         CONFIG_ACTION_PRINT,
 } ConfigAction;
 
+/* What `pyexecd exec` sends besides its script, in the order given. */
+typedef enum ConfigExecKind {
+        CONFIG_EXEC_FILE,  /* --file PATH or --file DEST=PATH: an input file */
+        CONFIG_EXEC_STDIN, /* --stdin PATH ("-": this process's stdin) */
+        CONFIG_EXEC_ARG,   /* --arg JSON: one positional argument of main() */
+        CONFIG_EXEC_KWARG, /* --kwarg NAME=JSON: one keyword argument */
+} ConfigExecKind;
+
+#define CONFIG_EXEC_INPUTS_MAX 1024
+
+typedef struct ConfigExecInput {
+        ConfigExecKind kind;
+        const char *value; /* borrowed from argv */
+} ConfigExecInput;
+
 typedef struct ConfigInvocation {
         ConfigAction action;
         char exec_path[CONFIG_PATH_MAX]; /* with CONFIG_ACTION_EXEC; "-" is stdin */
+        ConfigExecInput exec_inputs[CONFIG_EXEC_INPUTS_MAX];
+        size_t n_exec_inputs;
+        bool exec_return_files; /* --return-files */
 } ConfigInvocation;
 
 /* Sandbox slots (each with its own uid, cgroup and network namespace): one per running

@@ -20,6 +20,31 @@ static int sextet(unsigned char c)
         return -1;
 }
 
+void base64_encode(const void *p, size_t n, char *out)
+{
+        static const char alphabet[] =
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const unsigned char *s = p;
+        size_t i = 0;
+
+        for (; i + 3 <= n; i += 3, out += 4) {
+                unsigned v = (unsigned) s[i] << 16 | (unsigned) s[i + 1] << 8 | s[i + 2];
+                out[0] = alphabet[v >> 18];
+                out[1] = alphabet[(v >> 12) & 63];
+                out[2] = alphabet[(v >> 6) & 63];
+                out[3] = alphabet[v & 63];
+        }
+        if (i < n) {
+                unsigned v = (unsigned) s[i] << 16 | (i + 1 < n ? (unsigned) s[i + 1] << 8 : 0);
+                out[0] = alphabet[v >> 18];
+                out[1] = alphabet[(v >> 12) & 63];
+                out[2] = i + 1 < n ? alphabet[(v >> 6) & 63] : '=';
+                out[3] = '=';
+                out += 4;
+        }
+        *out = '\0';
+}
+
 int base64_check(const char *s, size_t n, size_t *ret_len)
 {
         size_t pad = 0;

@@ -8,6 +8,9 @@
 /* Checks s[0..n). Returns 0 and the decoded length in *ret_len, or -EINVAL. */
 int base64_check(const char *s, size_t n, size_t *ret_len);
 
+/* Encodes p[0..n) into out, which holds base64_encoded_len(n) + 1 bytes (NUL-terminated). */
+void base64_encode(const void *p, size_t n, char *out);
+
 /* The length of the encoding of n bytes. */
 static inline size_t base64_encoded_len(size_t n)
 {

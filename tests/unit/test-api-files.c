@@ -86,6 +86,25 @@ static void test_base64_strict(void **state)
                 if (cases[i].len >= 0 && (r != 0 || len != (size_t) cases[i].len))
                         fail_msg("\"%s\": %d, length %zu", cases[i].s, r, len);
         }
+        /* The encoder's output is what the checker accepts, for every length mod 3. */
+        for (size_t n = 0; n < 40; n++) {
+                unsigned char raw[40];
+                char enc[64];
+                size_t len = 0;
+                for (size_t i = 0; i < n; i++)
+                        raw[i] = (unsigned char) (i * 37 + n);
+                base64_encode(raw, n, enc);
+                assert_int_equal(strlen(enc), base64_encoded_len(n));
+                assert_int_equal(base64_check(enc, strlen(enc), &len), 0);
+                assert_int_equal(len, n);
+        }
+        {
+                char enc[16];
+                base64_encode("hello", 5, enc);
+                assert_string_equal(enc, "aGVsbG8=");
+                base64_encode("\xff\xfe", 2, enc);
+                assert_string_equal(enc, "//4=");
+        }
         assert_int_equal(base64_encoded_len(0), 0);
         assert_int_equal(base64_encoded_len(1), 4);
         assert_int_equal(base64_encoded_len(3), 4);

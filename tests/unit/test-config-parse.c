@@ -531,6 +531,30 @@ static void test_exec(void **state)
         assert_int_equal(c.memory_mb, 64);
         assert_int_equal(c.port, 1);
 
+        /* The request's other fields, after exec only, in their order. */
+        assert_int_equal(parse(ARGS("exec", "--file", "a.csv", "--file=in/b=/x/b", "--arg", "1",
+                                    "--stdin=-", "--kwarg", "k=[2]", "--return-files", "s.py"),
+                               NO_ENV, &c, &inv),
+                         0);
+        assert_string_equal(inv.exec_path, "s.py");
+        assert_int_equal(inv.n_exec_inputs, 5);
+        assert_int_equal(inv.exec_inputs[0].kind, CONFIG_EXEC_FILE);
+        assert_string_equal(inv.exec_inputs[0].value, "a.csv");
+        assert_string_equal(inv.exec_inputs[1].value, "in/b=/x/b");
+        assert_int_equal(inv.exec_inputs[2].kind, CONFIG_EXEC_ARG);
+        assert_int_equal(inv.exec_inputs[3].kind, CONFIG_EXEC_STDIN);
+        assert_string_equal(inv.exec_inputs[3].value, "-");
+        assert_int_equal(inv.exec_inputs[4].kind, CONFIG_EXEC_KWARG);
+        assert_true(inv.exec_return_files);
+        assert_int_equal(parse(ARGS("exec", "s.py"), NO_ENV, &c, &inv), 0);
+        assert_int_equal(inv.n_exec_inputs, 0);
+        assert_false(inv.exec_return_files);
+        bad(ARGS("--file", "a", "exec", "s.py"), NO_ENV); /* not a server option */
+        bad(ARGS("exec", "s.py", "--arg"), NO_ENV);
+        bad(ARGS("exec", "--stdin", "a", "--stdin", "b", "s.py"), NO_ENV);
+        bad(ARGS("exec", "--stdin", "-", "-"), NO_ENV);
+        assert_non_null(strstr(errbuf, "stdin"));
+
         bad(ARGS("exec"), NO_ENV);
         assert_non_null(strstr(errbuf, "exec"));
         bad(ARGS("exec", "--timeout", "5"), NO_ENV);
