@@ -60,6 +60,7 @@ typedef struct ApiResponse {
         size_t len;
         ApiCode code;
         unsigned http_status;
+        size_t files_bytes; /* of the files it returns ("return_files") */
 } ApiResponse;
 
 /* A plain error body {"error": message, "code": ...} (plus request_id for INTERNAL).

@@ -190,7 +190,8 @@ static int parse_entry(json_t *f, size_t i, size_t *ret_size, char *errbuf, size
         return 0;
 }
 
-int files_parse_request(json_t *files, const RequestLimits *lim, char *errbuf, size_t errlen)
+int files_parse_request(json_t *files, const RequestLimits *lim, size_t *ret_bytes, char *errbuf,
+                        size_t errlen)
 {
         Entry *entries;
         size_t n, need = 0;
@@ -223,6 +224,7 @@ int files_parse_request(json_t *files, const RequestLimits *lim, char *errbuf, s
                         .len = json_string_length(json_object_get(f, "path")),
                         .index = i,
                 };
+                *ret_bytes += size;
                 /* Saturating: a sum past SIZE_MAX is too large anyway. */
                 size_t blocks = size / TMPFS_BLOCK + (size % TMPFS_BLOCK != 0);
                 need = blocks > (SIZE_MAX - need) / TMPFS_BLOCK ? SIZE_MAX
@@ -272,7 +274,7 @@ static bool omitted_ok(json_t *v)
                                                 3 * FILES_COMPONENT_MAX, 3 * 4096);
 }
 
-int files_to_response(json_t *header, const ExecOutcome *o, json_t *obj)
+int files_to_response(json_t *header, const ExecOutcome *o, json_t *obj, size_t *ret_bytes)
 {
         json_t *files = json_object_get(header, "files"),
                *omitted = json_object_get(header, "files_omitted"),
@@ -312,6 +314,7 @@ int files_to_response(json_t *header, const ExecOutcome *o, json_t *obj)
 
         if (json_array_size(files) > 0 && json_object_set(obj, "files", files) < 0)
                 return -ENOMEM;
+        *ret_bytes = total;
         if (json_array_size(omitted) > 0 && json_object_set(obj, "files_omitted", omitted) < 0)
                 return -ENOMEM;
         if (json_is_true(truncated) && json_object_set(obj, "files_truncated", json_true()) < 0)

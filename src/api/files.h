@@ -18,12 +18,14 @@
 const char *files_path_error(const char *p, size_t n);
 
 /* Checks the request's "files" array against the rules and `lim` (the harness writes them
- * from the body). Returns 0, a positive ApiCode (INVALID_REQUEST, or PAYLOAD_TOO_LARGE when
- * they cannot fit in /tmp) with the message in errbuf, or -ENOMEM. */
-int files_parse_request(json_t *files, const RequestLimits *lim, char *errbuf, size_t errlen);
+ * from the body), and adds their decoded bytes to *ret_bytes. Returns 0, a positive ApiCode
+ * (INVALID_REQUEST, or PAYLOAD_TOO_LARGE when they cannot fit in /tmp) with the message in
+ * errbuf, or -ENOMEM. */
+int files_parse_request(json_t *files, const RequestLimits *lim, size_t *ret_bytes, char *errbuf,
+                        size_t errlen);
 
 /* Copies the files a result frame's header lists ("files", "files_omitted",
- * "files_truncated") into the response object `obj`, each field only when it has content.
- * Returns 0, -EBADMSG when any of them breaks the contract (the frame is then not the
- * harness's), or -ENOMEM. */
-int files_to_response(json_t *header, const ExecOutcome *o, json_t *obj);
+ * "files_truncated") into the response object `obj`, each field only when it has content,
+ * and their bytes to *ret_bytes. Returns 0, -EBADMSG when any of them breaks the contract
+ * (the frame is then not the harness's), or -ENOMEM. */
+int files_to_response(json_t *header, const ExecOutcome *o, json_t *obj, size_t *ret_bytes);

@@ -50,6 +50,7 @@ static int parse_input_field(const char *key, json_t *v, const RequestLimits *li
                 if (!json_is_string(v))
                         return invalid(errbuf, errlen, "\"stdin\" must be a string");
                 *ret_used |= json_string_length(v) > 0;
+                req->stdin_bytes = json_string_length(v);
         } else if (strcmp(key, "args") == 0) {
                 if (!json_is_array(v))
                         return invalid(errbuf, errlen,
@@ -61,7 +62,7 @@ static int parse_input_field(const char *key, json_t *v, const RequestLimits *li
                                        "\"kwargs\" must be an object (main(**kwargs) is called)");
                 *ret_used |= json_object_size(v) > 0;
         } else if (strcmp(key, "files") == 0) {
-                r = files_parse_request(v, lim, errbuf, errlen);
+                r = files_parse_request(v, lim, &req->files_bytes, errbuf, errlen);
                 if (r != 0)
                         return r;
                 *ret_used |= json_array_size(v) > 0;
@@ -207,6 +208,8 @@ int request_parse(const char *body, size_t len, const RequestLimits *lim, ExecRe
                 checked.timeout_ms = req.timeout_ms;
                 checked.memory_mb = req.memory_mb;
                 checked.return_files = req.return_files;
+                checked.files_bytes = req.files_bytes;
+                checked.stdin_bytes = req.stdin_bytes;
                 checked.max_output_files = req.max_output_files;
                 checked.output_files_limit = req.output_files_limit;
                 req = checked;

@@ -80,6 +80,16 @@ static int finish(json_t *obj, ApiCode code, const char *raw, size_t raw_len, Ap
         return 0;
 }
 
+/* finish(), for an answer that returns `files_bytes` bytes of files. */
+static int finish_files(json_t *obj, ApiCode code, const char *raw, size_t raw_len,
+                        size_t files_bytes, ApiResponse *ret)
+{
+        int r = finish(obj, code, raw, raw_len, ret);
+        if (r == 0)
+                ret->files_bytes = files_bytes;
+        return r;
+}
+
 static int add_error(json_t *obj, ApiCode code, const char *message)
 {
         int r = set(obj, "error", text(message, strlen(message)));
@@ -322,6 +332,7 @@ static int from_frame(const Frame *f, const ExecOutcome *o, json_t *obj, ApiResp
                 {"result_too_large", API_OUTPUT_LIMIT},
         };
         ApiCode code = API_INTERNAL;
+        size_t files_bytes = 0;
         int r;
 
         if (strcmp(f->status, "ok") == 0) {
@@ -335,13 +346,13 @@ static int from_frame(const Frame *f, const ExecOutcome *o, json_t *obj, ApiResp
                         if (r == 0)
                                 r = add_run(obj, o);
                         if (r == 0)
-                                r = files_to_response(f->header, o, obj);
-                        return r < 0 ? r : finish(obj, code, NULL, 0, ret);
+                                r = files_to_response(f->header, o, obj, &files_bytes);
+                        return r < 0 ? r : finish_files(obj, code, NULL, 0, files_bytes, ret);
                 }
                 r = add_run(obj, o);
                 if (r == 0)
-                        r = files_to_response(f->header, o, obj);
-                return r < 0 ? r : finish(obj, API_OK, f->raw, f->raw_len, ret);
+                        r = files_to_response(f->header, o, obj, &files_bytes);
+                return r < 0 ? r : finish_files(obj, API_OK, f->raw, f->raw_len, files_bytes, ret);
         }
         for (size_t i = 0; i < ELEMENTSOF(map); i++)
                 if (strcmp(f->status, map[i].status) == 0)
@@ -369,9 +380,9 @@ static int from_frame(const Frame *f, const ExecOutcome *o, json_t *obj, ApiResp
                         r = add_run(obj, o);
                 /* Where the harness was still in control after main(): it collected them. */
                 if (r == 0 && (code == API_RUNTIME_ERROR || code == API_NOT_JSON_SERIALIZABLE))
-                        r = files_to_response(f->header, o, obj);
+                        r = files_to_response(f->header, o, obj, &files_bytes);
         }
-        return r < 0 ? r : finish(obj, code, NULL, 0, ret);
+        return r < 0 ? r : finish_files(obj, code, NULL, 0, files_bytes, ret);
 }
 
 static const char *signal_name(int sig, char *buf, size_t len)

@@ -27,6 +27,8 @@ typedef struct ExecRequest {
          * malloc'ed, taken by executor_submit() like the script. */
         char *input;
         size_t input_len;
+        size_t files_bytes;        /* of the input files, decoded (for the metrics) */
+        size_t stdin_bytes;        /* of stdin (for the metrics) */
         bool return_files;         /* the frame may list files for the response */
         unsigned max_output_files; /* with return_files */
         size_t output_files_limit; /* with return_files: bytes in all */

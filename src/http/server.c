@@ -105,6 +105,7 @@ static void send_response(Request *rq)
         http_respond(rq->conn, ar->http_status, "application/json", extra, ar->body, ar->len);
         metrics_observe(rq->srv->metrics, rq->endpoint, ar->code,
                         (double) (now_usec() - rq->start_usec) / 1e6);
+        metrics_add_bytes(rq->srv->metrics, METRICS_BYTES_FILES_OUT, ar->files_bytes);
 
         (void) snprintf(fields, sizeof(fields),
                         "\"http_status\":%u,\"code\":\"%s\",\"latency_ms\":%.3f,"
@@ -257,6 +258,8 @@ static void execute_submit(Request *rq, const Buf *body)
                 return;
         }
 
+        metrics_add_bytes(s->metrics, METRICS_BYTES_FILES_IN, req.files_bytes);
+        metrics_add_bytes(s->metrics, METRICS_BYTES_STDIN, req.stdin_bytes);
         req.request_id = rq->request_id;
         req.client_fd = http_conn_fd(rq->conn);
         rq->in_executor = true;

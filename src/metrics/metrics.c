@@ -23,6 +23,7 @@ struct Metrics {
         atomic_ullong bucket[N_BUCKETS + 1]; /* the last is +Inf */
         atomic_ullong sum_usec;
         atomic_ullong count;
+        atomic_ullong bytes[_METRICS_BYTES_MAX];
 };
 
 Metrics *metrics_new(void)
@@ -49,6 +50,12 @@ void metrics_observe(Metrics *m, MetricsEndpoint e, ApiCode code, double seconds
         atomic_fetch_add_explicit(&m->sum_usec, (unsigned long long) (seconds * 1e6),
                                   memory_order_relaxed);
         atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
+}
+
+void metrics_add_bytes(Metrics *m, MetricsBytes which, unsigned long long n)
+{
+        if ((unsigned) which < _METRICS_BYTES_MAX && n > 0)
+                atomic_fetch_add_explicit(&m->bytes[which], n, memory_order_relaxed);
 }
 
 static int add(Buf *b, const char *fmt, ...) _printf_(2, 3);
@@ -123,6 +130,19 @@ int metrics_render(const Metrics *m, const ExecutorStats *st, char **ret, size_t
                  "Zygotes started after the first (replacements and restarts after a crash).",
                  offsetof(ExecutorStats, zygote_starts)},
         };
+        static const struct {
+                const char *name, *help;
+        } bytes[_METRICS_BYTES_MAX] = {
+                [METRICS_BYTES_FILES_IN] = {"pyexecd_input_file_bytes_total",
+                                            "Bytes of input files (\"files\") sent to scripts."},
+                [METRICS_BYTES_STDIN] = {"pyexecd_stdin_bytes_total",
+                                         "Bytes of stdin sent to scripts."},
+                [METRICS_BYTES_FILES_OUT] = {"pyexecd_output_file_bytes_total",
+                                             "Bytes of files returned (\"return_files\")."},
+        };
+        for (size_t i = 0; i < _METRICS_BYTES_MAX; i++)
+                r |= add(&b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", bytes[i].name,
+                         bytes[i].help, bytes[i].name, bytes[i].name, LOAD(m->bytes[i]));
         for (size_t i = 0; i < ELEMENTSOF(stats); i++) {
                 unsigned long long v =
                         *(const unsigned long long *) (const void *) ((const char *) st +

@@ -594,3 +594,16 @@ def test_scripts_name_files_in_utf8(server):
     body = run_ok(server, script, return_files=True)
     assert "caf\u00e9 \u2603.txt" in body["result"]
     assert returned(body) == {"caf\u00e9 \u2603.txt": b"x"}
+
+
+def test_metrics_count_the_bytes_in_and_out(server):
+    """/metrics counts the bytes of input files (decoded), stdin and returned files."""
+    from .conftest import metric
+    names = ("pyexecd_input_file_bytes_total", "pyexecd_stdin_bytes_total",
+             "pyexecd_output_file_bytes_total")
+    before = [metric(server, n) for n in names]
+    run_ok(server, "def main():\n    open('o', 'wb').write(b'x' * 1000)\n",
+           files=[entry("a", b64(b"\0" * 300), "base64"), entry("b", "hi")],
+           stdin="12345", return_files=True)
+    after = [metric(server, n) for n in names]
+    assert [a - b for a, b in zip(after, before)] == [302, 5, 1000]

@@ -129,12 +129,39 @@ static void test_executor_stats_as_given(void **state)
         metrics_free(m);
 }
 
+static void test_bytes_in_and_out(void **state)
+{
+        Metrics *m = metrics_new();
+        ExecutorStats st = {0};
+        char *text;
+        (void) state;
+
+        assert_non_null(m);
+        text = render(m, &st);
+        /* Present from the start, at 0. */
+        assert_int_equal(value_of(text, "pyexecd_input_file_bytes_total"), 0);
+        assert_int_equal(value_of(text, "pyexecd_output_file_bytes_total"), 0);
+        free(text);
+        metrics_add_bytes(m, METRICS_BYTES_FILES_IN, 100);
+        metrics_add_bytes(m, METRICS_BYTES_FILES_IN, 23);
+        metrics_add_bytes(m, METRICS_BYTES_STDIN, 5);
+        metrics_add_bytes(m, METRICS_BYTES_FILES_OUT, 7);
+        metrics_add_bytes(m, _METRICS_BYTES_MAX, 9); /* ignored */
+        text = render(m, &st);
+        assert_int_equal(value_of(text, "pyexecd_input_file_bytes_total"), 123);
+        assert_int_equal(value_of(text, "pyexecd_stdin_bytes_total"), 5);
+        assert_int_equal(value_of(text, "pyexecd_output_file_bytes_total"), 7);
+        free(text);
+        metrics_free(m);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_counts_by_endpoint_and_code),
                 cmocka_unit_test(test_histogram_is_cumulative_and_includes_its_edge),
                 cmocka_unit_test(test_executor_stats_as_given),
+                cmocka_unit_test(test_bytes_in_and_out),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
