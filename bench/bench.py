@@ -59,6 +59,22 @@ SCENARIOS = {
         "        n += 1\n"
         "    return n > 0\n", 200),
     "error": ("def some_function():\n    return 1\n", 400),
+    # Data in, artifacts out (the service gets --max-body 4M for these):
+    # a 1 MiB CSV through "files", read by pandas and summarised ...
+    "csv_in": (
+        "import pandas as pd\n"
+        "def main():\n"
+        "    df = pd.read_csv('in/data.csv')\n"
+        "    return {'rows': len(df), 'mean': df.mean().round(3).to_dict()}\n", 200,
+        {"files": [{"path": "in/data.csv", "content": "a,b,c\n" + "".join(
+            f"{i},{i * 7 % 1000},{i % 13}.5\n" for i in range(80000))[:1 << 20].rsplit("\n", 1)[0]
+            + "\n"}]}),
+    # ... and a script that writes a 1 MiB file, returned with return_files.
+    "file_out": (
+        "def main():\n"
+        "    with open('out.bin', 'wb') as f:\n"
+        "        f.write(bytes(range(256)) * 4096)\n"
+        "    return 1\n", 200, {"return_files": True}),
 }
 
 # A fresh interpreter per request: what a bwrap/nsjail service runs for each script.
@@ -124,7 +140,7 @@ class Service:
         self.proc = subprocess.Popen(
             [BIN, "--listen", "127.0.0.1", "--port", str(self.port), "--log-format", "json",
              "--zygote-max-spawns", "0", "--zygote-max-age", "0", "--queue-size", "1000",
-             *flags], stderr=self.log)
+             "--max-body", "4M", *flags], stderr=self.log)
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -147,9 +163,9 @@ class Service:
 
 
 def wrk(port, scenario, clients, seconds, pause_ms=0):
-    source, expect = SCENARIOS[scenario]
+    source, expect, *extra = SCENARIOS[scenario]
     with tempfile.NamedTemporaryFile("w", suffix=".json") as body:
-        json.dump({"script": source}, body)
+        json.dump({"script": source, **(extra[0] if extra else {})}, body)
         body.flush()
         env = dict(os.environ, BENCH_BODY_FILE=body.name, BENCH_EXPECT=str(expect),
                    BENCH_PAUSE_MS=str(pause_ms))
