@@ -58,18 +58,6 @@ const char *files_path_error(const char *p, size_t n)
         return path_error(p, n, FILES_COMPONENT_MAX, FILES_PATH_MAX);
 }
 
-static int invalid(char *errbuf, size_t errlen, const char *fmt, ...) _printf_(3, 4);
-
-static int invalid(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-        va_list ap;
-
-        va_start(ap, fmt);
-        (void) vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-        return API_INVALID_REQUEST;
-}
-
 typedef struct Entry {
         const char *path;
         size_t len;
@@ -112,19 +100,21 @@ static int check_tree(Entry *e, size_t n, char *errbuf, size_t errlen)
         qsort(e, n, sizeof(*e), cmp_entry);
         for (size_t i = 0; i < n; i++) {
                 if (i > 0 && cmp_bytes(e[i - 1].path, e[i - 1].len, e[i].path, e[i].len) == 0)
-                        return invalid(errbuf, errlen,
-                                       "files[%zu] (\"%.*s\") has the same path as files[%zu]",
-                                       MAX(e[i - 1].index, e[i].index), (int) MIN(e[i].len, 200),
-                                       e[i].path, MIN(e[i - 1].index, e[i].index));
+                        return request_invalid(
+                                errbuf, errlen,
+                                "files[%zu] (\"%.*s\") has the same path as files[%zu]",
+                                MAX(e[i - 1].index, e[i].index), (int) MIN(e[i].len, 200),
+                                e[i].path, MIN(e[i - 1].index, e[i].index));
                 for (size_t k = 0; k < e[i].len; k++) {
                         const Entry *dir;
                         if (e[i].path[k] != '/' || !(dir = find(e, n, e[i].path, k)))
                                 continue;
-                        return invalid(errbuf, errlen,
-                                       "files[%zu] (\"%.*s\") is a file, and files[%zu] (\"%.*s\") "
-                                       "needs it to be a directory",
-                                       dir->index, (int) MIN(dir->len, 200), dir->path, e[i].index,
-                                       (int) MIN(e[i].len, 200), e[i].path);
+                        return request_invalid(
+                                errbuf, errlen,
+                                "files[%zu] (\"%.*s\") is a file, and files[%zu] (\"%.*s\") "
+                                "needs it to be a directory",
+                                dir->index, (int) MIN(dir->len, 200), dir->path, e[i].index,
+                                (int) MIN(e[i].len, 200), e[i].path);
                 }
         }
         return 0;
@@ -139,9 +129,9 @@ static int parse_entry(json_t *f, size_t i, size_t *ret_size, char *errbuf, size
         bool b64 = false;
 
         if (!json_is_object(f))
-                return invalid(errbuf, errlen,
-                               "files[%zu] must be an object {\"path\", \"content\", \"encoding\"}",
-                               i);
+                return request_invalid(
+                        errbuf, errlen,
+                        "files[%zu] must be an object {\"path\", \"content\", \"encoding\"}", i);
         json_object_foreach(f, key, v)
         {
                 if (strcmp(key, "path") == 0)
@@ -154,38 +144,41 @@ static int parse_entry(json_t *f, size_t i, size_t *ret_size, char *errbuf, size
                         unknown = key;
         }
         if (!json_is_string(path))
-                return invalid(errbuf, errlen, "files[%zu]: \"path\" must be a string", i);
+                return request_invalid(errbuf, errlen, "files[%zu]: \"path\" must be a string", i);
         p = json_string_value(path);
         plen = json_string_length(path);
         if (unknown)
-                return invalid(errbuf, errlen,
-                               "files[%zu] (\"%.*s\") has an unknown key \"%.64s\" (allowed: path, "
-                               "content, encoding)",
-                               i, (int) MIN(plen, 200), p, unknown);
+                return request_invalid(
+                        errbuf, errlen,
+                        "files[%zu] (\"%.*s\") has an unknown key \"%.64s\" (allowed: path, "
+                        "content, encoding)",
+                        i, (int) MIN(plen, 200), p, unknown);
         if ((perr = files_path_error(p, plen)))
-                return invalid(errbuf, errlen, "files[%zu] (\"%.*s\"): the path %s", i,
-                               (int) MIN(plen, 200), p, perr);
+                return request_invalid(errbuf, errlen, "files[%zu] (\"%.*s\"): the path %s", i,
+                                       (int) MIN(plen, 200), p, perr);
         if (!json_is_string(content))
-                return invalid(errbuf, errlen,
-                               "files[%zu] (\"%.*s\"): \"content\" must be a string", i,
-                               (int) MIN(plen, 200), p);
+                return request_invalid(errbuf, errlen,
+                                       "files[%zu] (\"%.*s\"): \"content\" must be a string", i,
+                                       (int) MIN(plen, 200), p);
         if (encoding) {
                 const char *e = json_is_string(encoding) ? json_string_value(encoding) : "";
                 if (strcmp(e, "base64") == 0)
                         b64 = true;
                 else if (strcmp(e, "utf-8") != 0)
-                        return invalid(errbuf, errlen,
-                                       "files[%zu] (\"%.*s\"): \"encoding\" must be \"utf-8\" or "
-                                       "\"base64\"",
-                                       i, (int) MIN(plen, 200), p);
+                        return request_invalid(
+                                errbuf, errlen,
+                                "files[%zu] (\"%.*s\"): \"encoding\" must be \"utf-8\" or "
+                                "\"base64\"",
+                                i, (int) MIN(plen, 200), p);
         }
         size = json_string_length(content);
         if (b64 && base64_check(json_string_value(content), size, &size) < 0)
-                return invalid(errbuf, errlen,
-                               "files[%zu] (\"%.*s\"): \"content\" is not valid base64 (RFC 4648: "
-                               "the standard alphabet, padding required, no white space or line "
-                               "breaks)",
-                               i, (int) MIN(plen, 200), p);
+                return request_invalid(
+                        errbuf, errlen,
+                        "files[%zu] (\"%.*s\"): \"content\" is not valid base64 (RFC 4648: "
+                        "the standard alphabet, padding required, no white space or line "
+                        "breaks)",
+                        i, (int) MIN(plen, 200), p);
         *ret_size = size;
         return 0;
 }
@@ -198,15 +191,15 @@ int files_parse_request(json_t *files, const RequestLimits *lim, size_t *ret_byt
         int r = 0;
 
         if (!json_is_array(files))
-                return invalid(errbuf, errlen,
-                               "\"files\" must be an array of {\"path\", \"content\", "
-                               "\"encoding\"} objects");
+                return request_invalid(errbuf, errlen,
+                                       "\"files\" must be an array of {\"path\", \"content\", "
+                                       "\"encoding\"} objects");
         n = json_array_size(files);
         if (n > lim->max_files)
-                return invalid(errbuf, errlen,
-                               "\"files\" has %zu entries; this server takes at most %u "
-                               "(--max-files)",
-                               n, lim->max_files);
+                return request_invalid(errbuf, errlen,
+                                       "\"files\" has %zu entries; this server takes at most %u "
+                                       "(--max-files)",
+                                       n, lim->max_files);
         if (n == 0)
                 return 0;
         entries = calloc(n, sizeof(*entries));

@@ -7,11 +7,15 @@
 #include <stddef.h>
 
 #include "api/api.h"
+#include "util/macro.h"
 
 #define FILES_PATH_MAX      1024 /* bytes of a whole path */
 #define FILES_COMPONENT_MAX 255  /* bytes of one component */
 #define FILES_DEPTH_MAX     16   /* components of a path, the file's name included */
 #define FILES_OMITTED_MAX   EXEC_FILES_OMITTED_MAX /* paths listed in "files_omitted" */
+
+/* Formats a request's error into errbuf and returns API_INVALID_REQUEST (request.c). */
+int request_invalid(char *errbuf, size_t errlen, const char *fmt, ...) _printf_(3, 4);
 
 /* NULL if p[0..n) follows the path rules (relative, '/'-separated, no empty, "." or ".."
  * component, no NUL, within the sizes above), else what is wrong with it. */

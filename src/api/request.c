@@ -14,9 +14,7 @@
 #include "util/macro.h"
 #include "util/utf8.h"
 
-static int invalid(char *errbuf, size_t errlen, const char *fmt, ...) _printf_(3, 4);
-
-static int invalid(char *errbuf, size_t errlen, const char *fmt, ...)
+int request_invalid(char *errbuf, size_t errlen, const char *fmt, ...)
 {
         va_list ap;
 
@@ -48,18 +46,19 @@ static int parse_input_field(const char *key, json_t *v, const RequestLimits *li
 
         if (strcmp(key, "stdin") == 0) {
                 if (!json_is_string(v))
-                        return invalid(errbuf, errlen, "\"stdin\" must be a string");
+                        return request_invalid(errbuf, errlen, "\"stdin\" must be a string");
                 *ret_used |= json_string_length(v) > 0;
                 req->stdin_bytes = json_string_length(v);
         } else if (strcmp(key, "args") == 0) {
                 if (!json_is_array(v))
-                        return invalid(errbuf, errlen,
-                                       "\"args\" must be an array (main(*args) is called)");
+                        return request_invalid(errbuf, errlen,
+                                               "\"args\" must be an array (main(*args) is called)");
                 *ret_used |= json_array_size(v) > 0;
         } else if (strcmp(key, "kwargs") == 0) {
                 if (!json_is_object(v))
-                        return invalid(errbuf, errlen,
-                                       "\"kwargs\" must be an object (main(**kwargs) is called)");
+                        return request_invalid(
+                                errbuf, errlen,
+                                "\"kwargs\" must be an object (main(**kwargs) is called)");
                 *ret_used |= json_object_size(v) > 0;
         } else if (strcmp(key, "files") == 0) {
                 r = files_parse_request(v, lim, &req->files_bytes, errbuf, errlen);
@@ -68,7 +67,8 @@ static int parse_input_field(const char *key, json_t *v, const RequestLimits *li
                 *ret_used |= json_array_size(v) > 0;
         } else {
                 if (!json_is_boolean(v))
-                        return invalid(errbuf, errlen, "\"return_files\" must be true or false");
+                        return request_invalid(errbuf, errlen,
+                                               "\"return_files\" must be true or false");
                 req->return_files = json_is_true(v);
                 req->max_output_files = lim->max_output_files;
                 req->output_files_limit = lim->output_files_limit;
@@ -137,7 +137,7 @@ int request_parse(const char *body, size_t len, const RequestLimits *lim, ExecRe
                 return API_INVALID_REQUEST;
         }
         if (!json_is_object(root)) {
-                r = invalid(errbuf, errlen, "Request body must be a JSON object");
+                r = request_invalid(errbuf, errlen, "Request body must be a JSON object");
                 goto out;
         }
         control = json_object();
@@ -150,17 +150,18 @@ int request_parse(const char *body, size_t len, const RequestLimits *lim, ExecRe
         {
                 if (strcmp(key, "script") == 0) {
                         if (!json_is_string(v)) {
-                                r = invalid(errbuf, errlen, "\"script\" must be a string");
+                                r = request_invalid(errbuf, errlen, "\"script\" must be a string");
                                 goto out;
                         }
                         have_script = true;
                 } else if (strcmp(key, "timeout") == 0) {
                         double t = json_number_value(v);
                         if (!json_is_number(v) || !(t > 0) || t > max_s) {
-                                r = invalid(errbuf, errlen,
-                                            "\"timeout\" must be a number of seconds above 0 and "
-                                            "at most %g (the server's maximum)",
-                                            max_s);
+                                r = request_invalid(
+                                        errbuf, errlen,
+                                        "\"timeout\" must be a number of seconds above 0 and "
+                                        "at most %g (the server's maximum)",
+                                        max_s);
                                 goto out;
                         }
                         req.timeout_ms = (uint32_t) fmax(1.0, llround(t * 1000.0));
@@ -174,10 +175,10 @@ int request_parse(const char *body, size_t len, const RequestLimits *lim, ExecRe
                                 m = (json_int_t) d;
                         }
                         if (!integer || m < 1 || m > (json_int_t) lim->max_memory_mb) {
-                                r = invalid(errbuf, errlen,
-                                            "\"memory_mb\" must be an integer from 1 to %u "
-                                            "(the server's maximum)",
-                                            (unsigned) lim->max_memory_mb);
+                                r = request_invalid(errbuf, errlen,
+                                                    "\"memory_mb\" must be an integer from 1 to %u "
+                                                    "(the server's maximum)",
+                                                    (unsigned) lim->max_memory_mb);
                                 goto out;
                         }
                         req.memory_mb = (uint32_t) m;
@@ -186,15 +187,15 @@ int request_parse(const char *body, size_t len, const RequestLimits *lim, ExecRe
                         if (r != 0)
                                 goto out;
                 } else {
-                        r = invalid(errbuf, errlen,
-                                    "Unknown field \"%.64s\" (allowed: script, timeout, "
-                                    "memory_mb, stdin, args, kwargs, files, return_files)",
-                                    key);
+                        r = request_invalid(errbuf, errlen,
+                                            "Unknown field \"%.64s\" (allowed: script, timeout, "
+                                            "memory_mb, stdin, args, kwargs, files, return_files)",
+                                            key);
                         goto out;
                 }
         }
         if (!have_script) {
-                r = invalid(errbuf, errlen, "Missing field \"script\"");
+                r = request_invalid(errbuf, errlen, "Missing field \"script\"");
                 goto out;
         }
 
@@ -236,11 +237,11 @@ int request_from_script(const char *script, size_t len, const RequestLimits *lim
                            .client_fd = -1};
 
         if (len == 0)
-                return invalid(errbuf, errlen, "\"script\" is empty");
+                return request_invalid(errbuf, errlen, "\"script\" is empty");
         if (memchr(script, '\0', len))
-                return invalid(errbuf, errlen, "\"script\" contains a NUL character");
+                return request_invalid(errbuf, errlen, "\"script\" contains a NUL character");
         if (!utf8_valid(script, len))
-                return invalid(errbuf, errlen, "\"script\" is not valid UTF-8");
+                return request_invalid(errbuf, errlen, "\"script\" is not valid UTF-8");
         req.script = malloc(len + 1);
         if (!req.script)
                 return -ENOMEM;
