@@ -38,8 +38,8 @@ def main():
     ap.add_argument("--pause-ms", type=float, default=0)
     args = ap.parse_args()
 
-    source, expect = bench.SCENARIOS[args.scenario]
-    body = json.dumps({"script": source})
+    source, expect, *extra = bench.SCENARIOS[args.scenario]
+    body = json.dumps({"script": source, **(extra[0] if extra else {})})
     services = {}
     try:
         for i, label in enumerate(("A", "B")):
