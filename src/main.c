@@ -17,7 +17,6 @@
 #include "http/server.h"
 #include "pool/executor.h"
 #include "sandbox/sandbox.h"
-#include "util/buf.h"
 #include "util/log.h"
 #include "util/macro.h"
 #include "zygote/zygote.h"

@@ -78,7 +78,6 @@ static int add_files(json_t *obj, const CliRequest *cli, char *errbuf, size_t er
                         break;
                 }
                 base64_encode(f->data, f->len, b64);
-                /* A path that is not UTF-8 is refused by the request's own checks. */
                 e = json_pack("{s:s,s:s,s:s}", "path", f->path, "content", b64, "encoding",
                               "base64");
                 free(b64);

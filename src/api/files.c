@@ -3,7 +3,6 @@
  * a request's before it goes in, a frame's before its files reach the client (a script
  * can write its own frame, so "files" may claim anything). */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

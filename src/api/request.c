@@ -206,14 +206,9 @@ int request_parse(const char *body, size_t len, const RequestLimits *lim, ExecRe
                                         errbuf, errlen);
                 if (r != 0)
                         goto out;
-                checked.timeout_ms = req.timeout_ms;
-                checked.memory_mb = req.memory_mb;
-                checked.return_files = req.return_files;
-                checked.files_bytes = req.files_bytes;
-                checked.stdin_bytes = req.stdin_bytes;
-                checked.max_output_files = req.max_output_files;
-                checked.output_files_limit = req.output_files_limit;
-                req = checked;
+                /* Only the script comes from there; every other field is the body's. */
+                req.script = checked.script;
+                req.script_len = checked.script_len;
         }
         if (used) {
                 r = build_input(control, body, len, &req);

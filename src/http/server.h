@@ -13,11 +13,11 @@ typedef struct Server Server;
 
 typedef struct Auth Auth;
 
-/* Starts listening (port 0: any free port). With `auth` (borrowed, may be NULL), POST
- * /execute requires one of its API keys. Returns 0 or -errno. */
 /* The limits a request body is checked against, from the configuration. */
 RequestLimits server_request_limits(const Config *cfg);
 
+/* Starts listening (port 0: any free port). With `auth` (borrowed, may be NULL), POST
+ * /execute requires one of its API keys. Returns 0 or -errno. */
 int server_start(const Config *cfg, Executor *ex, const Auth *auth, Server **ret);
 
 /* The port actually bound. */
