@@ -388,9 +388,7 @@ def _files_of(job):
         return {}
     try:
         return job.collect()
-    except MemoryError:
-        return {"files_truncated": True}
-    except BaseException:  # noqa: B036 - the script's threads may have broken anything
+    except BaseException:  # noqa: B036 - MemoryError, or the script's threads broke anything
         return {"files_truncated": True}
 
 
