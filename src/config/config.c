@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config/values.h"
 #include "util/jsonesc.h"
 #include "util/macro.h"
 
@@ -27,6 +28,7 @@ typedef enum OptType {
         OPT_LOG_LEVEL,
         OPT_LAYERS,
         OPT_PATH,
+        OPT_BOOL,
 } OptType;
 
 typedef struct Option {
@@ -37,10 +39,6 @@ typedef struct Option {
         uint64_t min, max; /* for numbers; durations in ms, sizes in bytes */
         const char *help;
 } Option;
-
-#define KiB 1024ULL
-#define MiB (1024ULL * KiB)
-#define GiB (1024ULL * MiB)
 
 static const Option options[] = {
         {"listen", "PYEXECD_LISTEN", OPT_ADDRESS, offsetof(Config, listen), 0, 0,
@@ -100,6 +98,8 @@ static const Option options[] = {
          "replace the zygote after this long (e.g. 3600s); 0: never"},
         {"disable-layers", "PYEXECD_DISABLE_LAYERS", OPT_LAYERS, offsetof(Config, disabled_layers),
          0, 0, "isolation layers to switch off (comma-separated; for diagnosis only)"},
+        {"playground", "PYEXECD_PLAYGROUND", OPT_BOOL, offsetof(Config, playground), 0, 0,
+         "serve the browser playground at / (true or false)"},
         {"api-keys-file", "PYEXECD_API_KEYS_FILE", OPT_PATH, offsetof(Config, api_keys_file), 0, 0,
          "file of API keys, one per line; POST /execute then needs one"},
         {"log-format", "PYEXECD_LOG_FORMAT", OPT_LOG_FORMAT, offsetof(Config, log_format), 0, 0,
@@ -140,117 +140,10 @@ void config_defaults(Config *ret)
                 .pids_max = 128,
                 .zygote_max_spawns = 10000,
                 .zygote_max_age_ms = 3600 * 1000,
+                .playground = true,
                 .log_format = LOG_FORMAT_AUTO,
                 .log_level = LOG_LEVEL_INFO,
         };
-}
-
-static int parse_u64(const char *s, uint64_t *ret)
-{
-        char *end;
-        unsigned long long v;
-
-        if (*s < '0' || *s > '9')
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno != 0 || *end != '\0')
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
-/* "10", "2.5", "2.5s", "500ms" -> milliseconds. */
-static int parse_duration_ms(const char *s, uint64_t *ret)
-{
-        char *end;
-        double v, scale = 1000.0;
-
-        if ((*s < '0' || *s > '9') && *s != '.')
-                return -EINVAL;
-        errno = 0;
-        v = strtod(s, &end);
-        if (errno != 0 || end == s || !isfinite(v) || v < 0)
-                return -EINVAL;
-        if (strcmp(end, "ms") == 0)
-                scale = 1.0;
-        else if (strcmp(end, "s") != 0 && *end != '\0')
-                return -EINVAL;
-        v *= scale;
-        if (v > (double) UINT32_MAX)
-                return -ERANGE;
-        *ret = (uint64_t) llround(v);
-        return 0;
-}
-
-/* "1048576", "512K", "1M", "1G" (binary units, optional "iB"/"B") -> bytes. */
-static int parse_size(const char *s, uint64_t *ret)
-{
-        char *end;
-        unsigned long long v;
-        uint64_t mult = 1;
-
-        if (*s < '0' || *s > '9')
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno != 0)
-                return -EINVAL;
-        switch (*end) {
-        case 'K':
-        case 'k':
-                mult = KiB, end++;
-                break;
-        case 'M':
-        case 'm':
-                mult = MiB, end++;
-                break;
-        case 'G':
-        case 'g':
-                mult = GiB, end++;
-                break;
-        default:
-                break;
-        }
-        if (mult > 1 && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0))
-                end += strlen(end);
-        if (*end != '\0')
-                return -EINVAL;
-        if (v > UINT64_MAX / mult)
-                return -ERANGE;
-        *ret = v * mult;
-        return 0;
-}
-
-static int parse_name(const char *s, const char *const *names, size_t n, int *ret)
-{
-        for (size_t i = 0; i < n; i++)
-                if (strcmp(s, names[i]) == 0) {
-                        *ret = (int) i;
-                        return 0;
-                }
-        return -EINVAL;
-}
-
-static bool preload_valid(const char *s)
-{
-        /* Comma-separated dotted module names; nothing that could be more than an import. */
-        bool start = true;
-
-        for (; *s; s++) {
-                char c = *s;
-                if (c == ',' || c == '.') {
-                        if (start)
-                                return false;
-                        start = true;
-                        continue;
-                }
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                      (!start && c >= '0' && c <= '9')))
-                        return false;
-                start = false;
-        }
-        return !start;
 }
 
 static int apply(Config *c, const Option *o, const char *value, const char *source, char *errbuf,
@@ -275,17 +168,19 @@ static int apply(Config *c, const Option *o, const char *value, const char *sour
                 memcpy(field, value, strlen(value) + 1);
                 return 0;
         case OPT_PRELOAD:
-                if (strlen(value) >= CONFIG_PRELOAD_MAX || (*value && !preload_valid(value)))
+                if (strlen(value) >= CONFIG_PRELOAD_MAX || (*value && !config_preload_valid(value)))
                         goto invalid;
                 memcpy(field, value, strlen(value) + 1);
                 return 0;
         case OPT_LOG_FORMAT:
-                if (parse_name(value, log_format_names, ELEMENTSOF(log_format_names), &idx) < 0)
+                if (config_parse_name(value, log_format_names, ELEMENTSOF(log_format_names), &idx) <
+                    0)
                         goto invalid;
                 *(LogFormat *) (void *) field = (LogFormat) idx;
                 return 0;
         case OPT_LOG_LEVEL:
-                if (parse_name(value, log_level_names, ELEMENTSOF(log_level_names), &idx) < 0)
+                if (config_parse_name(value, log_level_names, ELEMENTSOF(log_level_names), &idx) <
+                    0)
                         goto invalid;
                 *(LogLevel *) (void *) field = (LogLevel) idx;
                 return 0;
@@ -293,16 +188,20 @@ static int apply(Config *c, const Option *o, const char *value, const char *sour
                 if (layers_parse(value, (uint32_t *) (void *) field) < 0)
                         goto invalid;
                 return 0;
+        case OPT_BOOL:
+                if (config_parse_bool(value, (bool *) (void *) field) < 0)
+                        goto invalid;
+                return 0;
         case OPT_DURATION:
-                r = parse_duration_ms(value, &v);
+                r = config_parse_duration_ms(value, &v);
                 break;
         case OPT_SIZE:
-                r = parse_size(value, &v);
+                r = config_parse_size(value, &v);
                 break;
         case OPT_PORT:
         case OPT_U32:
         case OPT_UNSIGNED:
-                r = parse_u64(value, &v);
+                r = config_parse_u64(value, &v);
                 break;
         }
         if (r < 0)
@@ -540,6 +439,7 @@ void config_print_json(const Config *c, FILE *f)
                        c->zygote_max_age_ms / 1000.0);
         (void) json_escape(esc, sizeof(esc), c->api_keys_file);
         (void) fprintf(f, ",\"api_keys_file\":\"%s\"", esc);
+        (void) fprintf(f, ",\"playground\":%s", c->playground ? "true" : "false");
         layers_format(c->disabled_layers, esc, sizeof(esc));
         (void) fprintf(f, ",\"disabled_layers\":\"%s\"", esc);
         (void) fprintf(f, ",\"log_format\":\"%s\",\"log_level\":\"%s\"}\n",

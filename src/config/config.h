@@ -67,6 +67,7 @@ typedef struct Config {
         unsigned zygote_max_spawns;          /* replace the zygote after this many sandboxes */
         uint32_t zygote_max_age_ms;          /* ... or after this long (0: never) */
         char api_keys_file[CONFIG_PATH_MAX]; /* empty: no authentication */
+        bool playground;                     /* serve the browser playground at / */
         LogFormat log_format;
         LogLevel log_level;
 } Config;

@@ -149,6 +149,8 @@ static const char *reason(unsigned status)
                 return "Continue";
         case 200:
                 return "OK";
+        case 304:
+                return "Not Modified";
         case 400:
                 return "Bad Request";
         case 401:
@@ -205,7 +207,8 @@ void http_respond(HttpConn *c, unsigned status, const char *content_type, const 
                              "Connection: close\r\n\r\n");
                 len = 0;
         }
-        if (c->head_method)
+        /* A HEAD or 304 answer states the length of the body it does not carry. */
+        if (c->head_method || status == 304)
                 len = 0;
         c->out = malloc((size_t) n + len);
         if (!c->out) {

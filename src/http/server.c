@@ -19,6 +19,7 @@
 #include "http/conn.h"
 #include "http/openapi.h"
 #include "http/server.h"
+#include "http/static.h"
 #include "metrics/metrics.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -151,6 +152,22 @@ static void reply_body(Request *rq, const char *body, size_t len, const char *ty
 
         (void) snprintf(extra, sizeof(extra), "X-Request-Id: %s\r\n", rq->request_id);
         http_respond(rq->conn, 200, type, extra, body, len);
+        metrics_observe(rq->srv->metrics, rq->endpoint, API_OK, 0);
+}
+
+/* A file of the playground: 200, or 304 when the client's copy is current. */
+static void reply_static(Request *rq, const HttpHead *h, const StaticAsset *a)
+{
+        char extra[1024];
+        int n = snprintf(extra, sizeof(extra), "X-Request-Id: %s\r\n", rq->request_id);
+
+        if (n < 0 || (size_t) n >= sizeof(extra) ||
+            static_headers(a, extra + n, sizeof(extra) - (size_t) n) < 0) {
+                reply_bare(rq, 500);
+                return;
+        }
+        http_respond(rq->conn, static_not_modified(a, http_field(h, "If-None-Match")) ? 304 : 200,
+                     a->type, extra, a->data, a->len);
         metrics_observe(rq->srv->metrics, rq->endpoint, API_OK, 0);
 }
 
@@ -305,6 +322,13 @@ static void execute_head(Request *rq, const HttpHead *h)
                 reply_too_large(rq);
 }
 
+static void reply_wrong_method(Request *rq, bool post)
+{
+        rq->allow = post ? "POST" : "GET, HEAD";
+        reply_error(rq, API_METHOD_NOT_ALLOWED,
+                    post ? "Use POST for this endpoint" : "Use GET for this endpoint");
+}
+
 /* Every endpoint, its method and its handler. */
 static void route(Request *rq, const HttpHead *h)
 {
@@ -322,22 +346,29 @@ static void route(Request *rq, const HttpHead *h)
         };
         bool post = strcmp(h->method, "POST") == 0;
         bool get = strcmp(h->method, "GET") == 0 || strcmp(h->method, "HEAD") == 0;
+        const StaticAsset *asset;
 
         for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
                 if (strcmp(h->path, routes[i].path) != 0)
                         continue;
                 rq->endpoint = routes[i].endpoint;
                 if (routes[i].post ? !post : !get) {
-                        rq->allow = routes[i].post ? "POST" : "GET, HEAD";
-                        reply_error(rq, API_METHOD_NOT_ALLOWED,
-                                    routes[i].post ? "Use POST for this endpoint"
-                                                   : "Use GET for this endpoint");
+                        reply_wrong_method(rq, routes[i].post);
                         return;
                 }
                 routes[i].handler(rq, h);
                 return;
         }
+        /* The playground's files come after every API route, so they cost the API nothing
+         * (POST /execute is the table's first row). */
         rq->endpoint = ENDPOINT_OTHER;
+        if (rq->srv->cfg->playground && (asset = static_find(h->path))) {
+                if (get)
+                        reply_static(rq, h, asset);
+                else
+                        reply_wrong_method(rq, false);
+                return;
+        }
         reply_error(rq, API_NOT_FOUND, "No such endpoint");
 }
 

@@ -91,6 +91,9 @@ static void check_print(const Config *c)
         check_number(j, "tmp_size", (double) c->tmp_size);
         check_number(j, "pids_max", c->pids_max);
         check_number(j, "zygote_max_spawns", c->zygote_max_spawns);
+        fuzz_check(json_is_boolean(json_object_get(j, "playground")) &&
+                           json_is_true(json_object_get(j, "playground")) == c->playground,
+                   "--print-config \"playground\" differs");
         json_decref(j);
         free(text);
 }

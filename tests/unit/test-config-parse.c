@@ -654,16 +654,52 @@ static void test_print_json(void **state)
         json_decref(j);
 }
 
+/* --playground and PYEXECD_PLAYGROUND: on by default, a boolean word either way. */
+static void test_playground(void **state)
+{
+        static const char *const yes[] = {"true", "1", "yes", "on"};
+        static const char *const no[] = {"false", "0", "no", "off"};
+        char env[64];
+        Config c;
+        json_t *j;
+
+        assert_true(ok(NO_ARGS, NO_ENV).playground);
+        for (size_t i = 0; i < 4; i++) {
+                assert_true(ok(ARGS("--playground", yes[i]), NO_ENV).playground);
+                assert_false(ok(ARGS("--playground", no[i]), NO_ENV).playground);
+                (void) snprintf(env, sizeof(env), "PYEXECD_PLAYGROUND=%s", no[i]);
+                assert_false(ok(NO_ARGS, ENV(env)).playground);
+        }
+        assert_true(ok(ARGS("--playground=true"), ENV("PYEXECD_PLAYGROUND=false")).playground);
+        bad(ARGS("--playground=maybe"), NO_ENV);
+        bad(ARGS("--playground="), NO_ENV);
+        bad(ARGS("--playground=TRUE "), NO_ENV);
+        bad(NO_ARGS, ENV("PYEXECD_PLAYGROUND=2"));
+
+        c = ok(ARGS("--playground=false"), NO_ENV);
+        j = print_config(&c);
+        assert_true(json_is_false(json_object_get(j, "playground")));
+        json_decref(j);
+        c = ok(NO_ARGS, NO_ENV);
+        j = print_config(&c);
+        assert_true(json_is_true(json_object_get(j, "playground")));
+        json_decref(j);
+}
+
 static void test_help_lists_every_flag(void **state)
 {
         static const char *const flags[] = {
-                "--listen",          "--port",         "--timeout",
-                "--memory-mb",       "--output-limit", "--result-limit",
-                "--max-body",        "--concurrency",  "--queue-size",
-                "--max-connections", "--preload",      "--uid-base",
-                "--log-format",      "--log-level",    "--print-config",
-                "--tmp-size",        "--pids-max",     "--disable-layers",
-                "PYEXECD_TIMEOUT",   "PORT",
+                "--listen",        "--port",
+                "--timeout",       "--memory-mb",
+                "--output-limit",  "--result-limit",
+                "--max-body",      "--concurrency",
+                "--queue-size",    "--max-connections",
+                "--preload",       "--uid-base",
+                "--log-format",    "--log-level",
+                "--print-config",  "--tmp-size",
+                "--pids-max",      "--disable-layers",
+                "--playground",    "PYEXECD_PLAYGROUND",
+                "PYEXECD_TIMEOUT", "PORT",
         };
         char *text = NULL;
         size_t len = 0;
@@ -712,6 +748,7 @@ int main(void)
                 cmocka_unit_test(test_print_json_layers),
                 cmocka_unit_test(test_unknown_and_malformed_arguments),
                 cmocka_unit_test(test_exec),
+                cmocka_unit_test(test_playground),
                 cmocka_unit_test(test_actions),
                 cmocka_unit_test(test_print_json),
                 cmocka_unit_test(test_help_lists_every_flag),
