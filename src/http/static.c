@@ -10,8 +10,8 @@
 /* What the page may load: its own files, and data: images (the figures of a response).
  * The rest is spelled out although default-src covers it, so that no later change of
  * default-src silently opens object, base, form or frame. */
-#define CSP                                                                                   \
-        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "      \
+#define CSP                                                                              \
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; " \
         "form-action 'none'; frame-ancestors 'none'"
 
 const StaticAsset *static_find(const char *path)
@@ -36,8 +36,8 @@ bool static_not_modified(const StaticAsset *a, const char *if_none_match)
                         return true;
                 if (strncmp(p, "W/", 2) == 0)
                         p += 2;
-                if (strncmp(p, a->etag, n) == 0 && (p[n] == '\0' || p[n] == ',' || p[n] == ' ' ||
-                                                    p[n] == '\t'))
+                if (strncmp(p, a->etag, n) == 0 &&
+                    (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t'))
                         return true;
                 /* Skip this entity tag: a quoted string may hold a comma. */
                 if (*p == '"') {
