@@ -10,7 +10,7 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo "sudo -E")
 PYTEST_FLAGS ?= -q
 PYTEST  := $(PYTHON) -m pytest -p no:cacheprovider $(PYTEST_FLAGS)
 
-.PHONY: all deps build run test test-unit test-integration test-security test-deploy test-asan \
+.PHONY: all deps build run test test-unit test-integration test-security test-deploy test-browser test-asan \
 	bench bench-phases soak fuzz image verify-image test-vm build-clang format check-format clean
 
 all: build
@@ -28,7 +28,7 @@ build: deps $(BUILD)/build.ninja
 run: build
 	$(SUDO) $(BUILD)/pyexecd --port $(PORT)
 
-test: build test-unit test-integration test-security test-deploy
+test: build test-unit test-integration test-security test-deploy test-browser
 
 test-unit: build
 	meson test -C $(BUILD) --print-errorlogs
@@ -38,6 +38,12 @@ test-integration: build
 
 test-security: build
 	PYEXECD_BIN=$(abspath $(BUILD))/pyexecd $(SUDO) $(PYTEST) tests/security
+
+# The playground (GET /) in headless Chromium (Debian's chromium, chromium-driver and
+# python3-selenium); a screenshot of each test lands in $(BUILD)/screenshots.
+test-browser: build
+	PYEXECD_BIN=$(abspath $(BUILD))/pyexecd PYEXECD_SCREENSHOTS=$(abspath $(BUILD))/screenshots \
+		$(SUDO) $(PYTEST) tests/browser
 
 # Static checks of deploy/ (Dockerfile, Cloud Run, Kubernetes, scripts): no root, no engine.
 test-deploy: deps

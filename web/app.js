@@ -371,6 +371,11 @@
         running = null;
         $("run").disabled = false;
         $("stop").hidden = true;
+        /* One pane above the other (a narrow window): bring the answer into view. */
+        var pane = $("output-pane");
+        if (pane.getBoundingClientRect().top > window.innerHeight) pane.scrollIntoView();
+        /* A count of finished runs: what tests wait for. */
+        document.body.dataset.runs = String(Number(document.body.dataset.runs || 0) + 1);
       });
   }
 

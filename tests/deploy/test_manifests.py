@@ -434,6 +434,10 @@ def check_dockerfile_stages(root):
     build = " ".join(a for i, a in stage_of(instrs, 0) if i == "RUN")
     assert "meson setup" in build and "--buildtype=release" in build
     assert "-Dtests=disabled" in build and "ninja" in build
+    # meson compiles the playground's editor in from Debian's libjs-codemirror
+    # (src/http/meson.build, option codemirror_dir).
+    build_pkgs = [p for i, a in stage_of(instrs, 0) if i == "RUN" for p in apt_installs(a)]
+    assert "libjs-codemirror" in build_pkgs, build_pkgs
 
 
 def check_dockerfile_runtime(root):
@@ -862,6 +866,7 @@ MUTATIONS = [
     (check_dockerfile_stages, _edit("Dockerfile", "FROM debian:trixie-slim AS runtime", "FROM debian:trixie AS runtime")),
     (check_dockerfile_stages, _edit("Dockerfile", "--buildtype=release -Dtests=disabled /tmp/build",
                                     "--buildtype=release /tmp/build")),
+    (check_dockerfile_stages, _edit("Dockerfile", "        libjs-codemirror \\\n", "")),
     (check_dockerfile_runtime, _edit("Dockerfile", "        python3-pandas \\", "        python3-pandas \\\n        gcc \\")),
     (check_dockerfile_runtime, _edit("Dockerfile", "        libseccomp2; \\", "        libseccomp2; \\\n    pip install requests; \\")),
     (check_dockerfile_runtime, _edit("Dockerfile", "        libjansson4 \\\n", "")),

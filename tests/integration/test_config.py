@@ -7,7 +7,7 @@ from .conftest import (DEFAULT_MAX_BODY, DEFAULT_OUTPUT_LIMIT, LIMITED_ARGS, LIM
                        clean_env, parse_strict_json, run_binary)
 
 CONFIG_KEYS = {"port", "listen", "timeout", "memory_mb", "output_limit", "max_body",
-               "concurrency", "preload"}
+               "concurrency", "preload", "playground"}
 
 
 def print_config(*args, **env):
@@ -71,9 +71,11 @@ def test_help():
     (("--no-such-flag",), {}),
     ((), {"PYEXECD_TIMEOUT": "abc"}),
     ((), {"PORT": "http"}),
+    (("--playground", "maybe"), {}),
+    ((), {"PYEXECD_PLAYGROUND": "2"}),
 ], ids=["timeout-abc", "timeout-negative", "timeout-zero", "memory-word", "output-limit-x",
         "max-body-negative", "port-abc", "port-too-big", "unknown-flag", "env-timeout",
-        "env-port"])
+        "env-port", "playground-word", "env-playground"])
 def test_invalid_configuration_is_refused(bad, env):
     # A safe address and port in case the value is wrongly accepted and the
     # server starts; run_binary then kills it and the test fails.

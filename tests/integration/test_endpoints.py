@@ -20,7 +20,7 @@ def test_ready(server):
     assert assert_json_object(resp)["status"] == "ready"
 
 
-@pytest.mark.parametrize("path", ["/", "/nope", "/execute/extra", "/healthz", "/EXECUTE"])
+@pytest.mark.parametrize("path", ["/nope", "/execute/extra", "/healthz", "/EXECUTE"])
 def test_unknown_path(server, path):
     assert_error(server.get(path), 404, "NOT_FOUND")
 
