@@ -3,10 +3,12 @@ menu, errors marked in the editor, figures, files in and out, share links, API k
 phone-width window, and the Content-Security-Policy as the browser enforces it."""
 
 import base64
+import http.server
 import json
 import os
 import re
 import tempfile
+import threading
 
 import pytest
 
@@ -19,11 +21,12 @@ def b64url(text):
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def execute_count(server):
-    """POST /execute requests the server has answered, from GET /metrics."""
+def execute_count(server, code=None):
+    """POST /execute requests the server has answered (with `code`), from GET /metrics."""
     total = 0
+    prefix = 'pyexecd_requests_total{endpoint="/execute",code="' + (code or "")
     for line in server.get("/metrics").raw.decode().splitlines():
-        if line.startswith('pyexecd_requests_total{endpoint="execute"'):
+        if line.startswith(prefix):
             total += int(float(line.rsplit(" ", 1)[1]))
     return total
 
@@ -161,6 +164,9 @@ def test_stderr_and_invalid_arguments(page):
     assert page.text("error").startswith("NOT SENT"), page.text("error")
     assert "args is not valid JSON" in page.text("error")
     assert execute_count(page.server) == before
+    page.by_testid("args").clear()
+    page.run()
+    assert execute_count(page.server) == before + 1
 
 
 def figures_supported(server):
@@ -248,6 +254,8 @@ def test_share_link_loads_without_running(page):
     page.open(page.url + "#script=" + padded)
     assert page.editor_value() == HELLO
     assert execute_count(page.server) == before, "opening a link ran the script"
+    page.run()  # the count above does count runs
+    assert execute_count(page.server) == before + 1
 
 
 def test_bad_share_link_is_reported(page):
@@ -324,3 +332,52 @@ def test_content_security_policy_is_enforced(page):
     assert outcome == {"inline": False, "width": False, "handler": False}, outcome
     errors = page.console_errors()
     assert errors and all("Content Security Policy" in e for e in errors), errors
+
+
+@pytest.fixture
+def other_site():
+    """A page of another origin (another port of 127.0.0.1), as another site would be."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<!doctype html><title>elsewhere</title>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    thread.join()
+
+
+def test_other_sites_cannot_run_scripts_through_a_visitor(page, other_site):
+    """Another site's page posting to /execute from a visitor's browser: the JSON request
+    needs a CORS preflight, which pyexecd does not grant (OPTIONS is a 405); the one a page
+    may send without (text/plain) is a 415. Nothing runs."""
+    page.open()
+    page.run()  # from its own page, it runs
+    before = execute_count(page.server, "OK")
+    page.driver.get(other_site)
+    outcome = page.driver.execute_async_script("""
+        const url = arguments[0], done = arguments[1], body = JSON.stringify(
+            {script: 'def main():\\n    return 1'});
+        const json = fetch(url, {method: 'POST', body,
+                                 headers: {'Content-Type': 'application/json'}})
+            .then(r => 'answered ' + r.status, e => e.name);
+        const plain = fetch(url, {method: 'POST', body, mode: 'no-cors',
+                                  headers: {'Content-Type': 'text/plain'}})
+            .then(r => r.type, e => e.name);
+        Promise.all([json, plain]).then(done);
+    """, page.url + "execute")
+    assert outcome == ["TypeError", "opaque"], outcome
+    assert execute_count(page.server, "OK") == before
+    assert execute_count(page.server, "UNSUPPORTED_MEDIA_TYPE") >= 1
+    errors = page.console_errors()
+    assert errors and all("CORS" in e or "/execute" in e for e in errors), errors
