@@ -217,7 +217,7 @@
                          content: bytesToBase64(new Uint8Array(buf))});
         renderFileList();
       }, function (err) {
-        showClientError("Cannot read " + file.name + ": " + err.message);
+        showClientError("NOT READ", "Cannot read " + file.name + ": " + err.message);
       });
     });
   }
@@ -338,7 +338,7 @@
     try {
       body = buildRequest();
     } catch (e) {
-      showClientError("Not sent: " + e.message);
+      showClientError("NOT SENT", "Not sent: " + e.message);
       return;
     }
     var headers = {"Content-Type": "application/json"};
@@ -363,9 +363,10 @@
       .then(function (text) { showAnswer(status, text, !!key); })
       .catch(function (err) {
         if (err.name === "AbortError")
-          showClientError("Stopped: the request was cancelled (the service stops the script).");
+          showClientError("STOPPED", "Stopped: the connection was closed, and the service " +
+                          "stops a script whose client hung up.");
         else
-          showClientError("Could not reach the service: " + err.message);
+          showClientError("NO ANSWER", "Could not reach the service: " + err.message);
       })
       .then(function () {
         running = null;
@@ -405,9 +406,10 @@
     $("error").hidden = false;
   }
 
-  function showClientError(message) {
+  /* A failure on this side of HTTP: `code` is the page's, not one of the service's. */
+  function showClientError(code, message) {
     setStatus(message);
-    showError("NOT SENT", message);
+    showError(code, message);
   }
 
   /* JSON.parse that keeps each number's text (0.1 stays 0.1, a 30-digit integer exact),

@@ -169,6 +169,30 @@ def test_stderr_and_invalid_arguments(page):
     assert execute_count(page.server) == before + 1
 
 
+def sandboxes_in_use(server):
+    for line in server.get("/metrics").raw.decode().splitlines():
+        if line.startswith("pyexecd_sandboxes_in_use "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def test_stop_closes_the_request(page):
+    page.open()
+    page.set_editor("def main():\n    while True:\n        pass\n")
+    closed = execute_count(page.server, "CLIENT_CLOSED")
+    before = page.runs()
+    page.by_testid("run").click()
+    page.wait(lambda d: page.visible("stop"), "no Stop button while running")
+    page.wait(lambda d: sandboxes_in_use(page.server) >= 1, "the script did not start")
+    page.by_testid("stop").click()
+    page.wait(lambda d: page.runs() > before, "Stop did not end the run")
+    assert page.text("error").startswith("STOPPED"), page.text("error")
+    assert not page.visible("stop")
+    # The service saw its client leave and stopped the script (counted as CLIENT_CLOSED).
+    page.wait(lambda d: execute_count(page.server, "CLIENT_CLOSED") == closed + 1,
+              "the service did not stop the script")
+
+
 def figures_supported(server):
     """Whether this build's contract has figures (another part of the service adds them)."""
     spec = server.get("/openapi.json").json
