@@ -75,6 +75,14 @@ SCENARIOS = {
         "    with open('out.bin', 'wb') as f:\n"
         "        f.write(bytes(range(256)) * 4096)\n"
         "    return 1\n", 200, {"return_files": True}),
+    # A matplotlib line plot, returned as a PNG figure.
+    "plot": (
+        "import matplotlib.pyplot as plt\n"
+        "def main():\n"
+        "    plt.plot([0, 1, 2, 3, 4], [3, 1, 4, 1, 5], label='series')\n"
+        "    plt.title('A line plot')\n"
+        "    plt.legend()\n"
+        "    return 1\n", 200),
 }
 
 # A fresh interpreter per request: what a bwrap/nsjail service runs for each script.

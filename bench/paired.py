@@ -9,6 +9,9 @@ measures the difference between them. Prints median and p90 latency and the CPU 
 request of each service (supervisor, zygote and sandboxes), and the ratios B/A.
 
     bench/paired.py A_BINARY B_BINARY [--scenario hello] [--requests 400] [--pause-ms 0]
+                    [--a-flags '--preload numpy,pandas'] [--b-flags ...]
+
+The same binary twice with different flags compares options (e.g. a preload list).
 
 Scenarios are bench.py's, plus `subprocess` (a script that runs python3).
 """
@@ -36,6 +39,9 @@ def main():
     ap.add_argument("--scenario", default="hello", choices=sorted(bench.SCENARIOS))
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--pause-ms", type=float, default=0)
+    ap.add_argument("--a-flags", default="", help="more options for A's service, e.g. "
+                    "'--preload numpy,pandas' (one string, split at spaces)")
+    ap.add_argument("--b-flags", default="", help="the same for B")
     args = ap.parse_args()
 
     source, expect, *extra = bench.SCENARIOS[args.scenario]
@@ -45,7 +51,8 @@ def main():
         for i, label in enumerate(("A", "B")):
             bench.BIN = getattr(args, label.lower())
             services[label] = bench.Service("--concurrency", "2", "--uid-base",
-                                            str(330000 + 10000 * i))
+                                            str(330000 + 10000 * i),
+                                            *getattr(args, label.lower() + "_flags").split())
         conns = {label: http.client.HTTPConnection("127.0.0.1", svc.port, timeout=60)
                  for label, svc in services.items()}
         latency = {label: [] for label in services}

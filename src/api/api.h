@@ -60,7 +60,8 @@ typedef struct ApiResponse {
         size_t len;
         ApiCode code;
         unsigned http_status;
-        size_t files_bytes; /* of the files it returns ("return_files") */
+        size_t files_bytes;   /* of the files it returns ("return_files") */
+        size_t figures_bytes; /* of the PNG figures it returns */
 } ApiResponse;
 
 /* A plain error body {"error": message, "code": ...} (plus request_id for INTERNAL).

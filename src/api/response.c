@@ -332,7 +332,7 @@ static int from_frame(const Frame *f, const ExecOutcome *o, json_t *obj, ApiResp
                 {"result_too_large", API_OUTPUT_LIMIT},
         };
         ApiCode code = API_INTERNAL;
-        size_t files_bytes = 0;
+        size_t files_bytes = 0, figures_bytes = 0;
         int r;
 
         if (strcmp(f->status, "ok") == 0) {
@@ -352,7 +352,15 @@ static int from_frame(const Frame *f, const ExecOutcome *o, json_t *obj, ApiResp
                 r = add_run(obj, o);
                 if (r == 0)
                         r = files_to_response(f->header, o, obj, &files_bytes);
-                return r < 0 ? r : finish_files(obj, API_OK, f->raw, f->raw_len, files_bytes, ret);
+                if (r == 0)
+                        r = figures_to_response(f->header,
+                                                o->result_limit - MIN(o->result_limit, f->raw_len),
+                                                obj, &figures_bytes);
+                if (r == 0)
+                        r = finish_files(obj, API_OK, f->raw, f->raw_len, files_bytes, ret);
+                if (r == 0)
+                        ret->figures_bytes = figures_bytes;
+                return r;
         }
         for (size_t i = 0; i < ELEMENTSOF(map); i++)
                 if (strcmp(f->status, map[i].status) == 0)

@@ -133,7 +133,7 @@ void config_defaults(Config *ret)
                 .max_connections_per_client = 128,
                 .header_timeout_ms = 10000,
                 .connection_timeout_ms = 30000,
-                .preload = "numpy,pandas",
+                .preload = "numpy,pandas,matplotlib",
                 .uid_base = 100000,
                 .disabled_layers = 0,
                 .tmp_size = 64 * MiB,

@@ -81,7 +81,8 @@ typedef struct ExecOutcome {
         bool return_files; /* the request's: the frame's "files" are checked and returned */
         unsigned max_output_files;
         size_t output_files_limit;
-        void *owned[3]; /* the heap blocks frame, out and err point into */
+        size_t result_limit; /* bytes of the result and its figures' base64 text together */
+        void *owned[3];      /* the heap blocks frame, out and err point into */
 } ExecOutcome;
 
 /* Frees the byte ranges of an outcome handed to a completion callback. */

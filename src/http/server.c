@@ -107,6 +107,7 @@ static void send_response(Request *rq)
         metrics_observe(rq->srv->metrics, rq->endpoint, ar->code,
                         (double) (now_usec() - rq->start_usec) / 1e6);
         metrics_add_bytes(rq->srv->metrics, METRICS_BYTES_FILES_OUT, ar->files_bytes);
+        metrics_add_bytes(rq->srv->metrics, METRICS_BYTES_FIGURES, ar->figures_bytes);
 
         (void) snprintf(fields, sizeof(fields),
                         "\"http_status\":%u,\"code\":\"%s\",\"latency_ms\":%.3f,"

@@ -139,6 +139,8 @@ int metrics_render(const Metrics *m, const ExecutorStats *st, char **ret, size_t
                                          "Bytes of stdin sent to scripts."},
                 [METRICS_BYTES_FILES_OUT] = {"pyexecd_output_file_bytes_total",
                                              "Bytes of files returned (\"return_files\")."},
+                [METRICS_BYTES_FIGURES] = {"pyexecd_figure_bytes_total",
+                                           "Bytes of PNG figures returned (\"figures\")."},
         };
         for (size_t i = 0; i < _METRICS_BYTES_MAX; i++)
                 r |= add(&b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", bytes[i].name,

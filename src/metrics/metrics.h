@@ -30,6 +30,7 @@ typedef enum MetricsBytes {
         METRICS_BYTES_FILES_IN, /* input files, decoded */
         METRICS_BYTES_STDIN,
         METRICS_BYTES_FILES_OUT, /* returned files, decoded */
+        METRICS_BYTES_FIGURES,   /* returned figures, PNG bytes */
         _METRICS_BYTES_MAX,
 } MetricsBytes;
 

@@ -143,6 +143,7 @@ static void job_answer(Executor *ex, Job *j)
                 .return_files = j->return_files,
                 .max_output_files = j->max_output_files,
                 .output_files_limit = j->output_files_limit,
+                .result_limit = ex->cfg->result_limit,
         };
         uint64_t end_usec = j->finished_usec ? j->finished_usec : now_usec();
 

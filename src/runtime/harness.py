@@ -26,6 +26,7 @@ import types as _types
 from _json import encode_basestring as _c_encode_basestring
 from _json import make_encoder as _c_make_encoder
 
+import _pyexecd_figures as _figures
 import _pyexecd_files as _files
 
 SCRIPT_FILENAME = "<script>"
@@ -48,7 +49,9 @@ class _Unencodable(Exception):
 def preload(names):
     """Imports the preload list in the zygote. Returns nothing; raises on failure."""
     for name in names:
-        if name:
+        if name == "matplotlib":
+            _preload_matplotlib()
+        elif name:
             __import__(name)
     np = _sys.modules.get("numpy")
     if np is not None:
@@ -60,6 +63,25 @@ def preload(names):
         df = pd.DataFrame({"a": [1, 2, 2], "b": [1.0, 2.0, 3.0]})
         df.groupby("a").sum().to_dict()
     _json_text({"warm": [1, 2.5, None, "x"]})
+
+
+def _preload_matplotlib():
+    """pyplot (its backend is Agg: MPLBACKEND, in the zygote's environment) and what a first
+    figure loads. matplotlib wants a writable configuration directory, where it writes its
+    font cache on import: a temporary one (the zygote's /tmp is its own tmpfs while it
+    preloads), removed again, so that no sandbox sees it; the font list stays in memory."""
+    import os
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="pyexecd-matplotlib-")
+    os.environ["MPLCONFIGDIR"] = path
+    try:
+        __import__("matplotlib.pyplot")
+        _figures.warm()
+    finally:
+        del os.environ["MPLCONFIGDIR"]
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def reseed():
@@ -467,4 +489,16 @@ def _run(source, result_limit):
             "result_too_large",
             error=f"The result of main() is {len(body)} bytes encoded, over the limit of {result_limit}",
         )
-    return _frame("ok", body, **_files_of(job))
+    try:
+        figures = _figures.collect(result_limit - len(body))
+    except _figures.RenderError as e:
+        if issubclass(type(e.cause), MemoryError):
+            return _failure(e.cause)
+        return _frame(
+            "runtime_error",
+            error=_text(f"Drawing figure {e.index}, left open by main(), failed: "
+                        f"{_error_message(e.cause)}"),
+            traceback=_script_traceback(e.cause),
+            **_files_of(job),
+        )
+    return _frame("ok", body, **figures, **_files_of(job))

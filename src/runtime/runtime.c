@@ -11,8 +11,10 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "runtime/figures_py.h"
 #include "runtime/files_py.h"
 #include "runtime/harness.h"
+#include "util/macro.h"
 #include "runtime/runtime.h"
 
 static struct {
@@ -133,20 +135,31 @@ static void find_numpy_rng(PyObject *mod)
         PyErr_Clear();
 }
 
+/* The harness's modules, besides the harness itself. */
+static const struct {
+        const char *name, *filename, *source;
+} harness_modules[] = {
+        {"_pyexecd_files", "<pyexecd-files>", files_source},
+        {"_pyexecd_figures", "<pyexecd-figures>", figures_source},
+};
+
 static int load_harness(const char *preload, char *errbuf, size_t errlen)
 {
         PyObject *code = NULL, *mod = NULL, *names = NULL, *res = NULL, *gc = NULL;
         int r = -EIO;
 
-        /* Its files module first: the harness imports it. */
-        code = Py_CompileString(files_source, "<pyexecd-files>", Py_file_input);
-        mod = code ? PyImport_ExecCodeModule("_pyexecd_files", code) : NULL;
-        if (!mod) {
-                take_exception("loading the harness's files module", errbuf, errlen);
-                goto out;
+        /* Its own modules first: the harness imports them. */
+        for (size_t i = 0; i < ELEMENTSOF(harness_modules); i++) {
+                code = Py_CompileString(harness_modules[i].source, harness_modules[i].filename,
+                                        Py_file_input);
+                mod = code ? PyImport_ExecCodeModule(harness_modules[i].name, code) : NULL;
+                if (!mod) {
+                        take_exception(harness_modules[i].filename, errbuf, errlen);
+                        goto out;
+                }
+                Py_CLEAR(mod);
+                Py_CLEAR(code);
         }
-        Py_CLEAR(mod);
-        Py_CLEAR(code);
         code = Py_CompileString(harness_source, "<pyexecd-harness>", Py_file_input);
         if (!code) {
                 take_exception("compiling the harness", errbuf, errlen);

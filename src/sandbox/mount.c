@@ -111,8 +111,12 @@ static int build_etc(uid_t uid_base, unsigned slots, char *errbuf, size_t errlen
         static const char *const binds[] = {
                 "alternatives",     /* libblas.so.3 and friends resolve through it */
                 PYEXECD_PYTHON_ETC, /* python3.X: the stdlib's sitecustomize.py links there */
-                "ld.so.cache",      "ld.so.conf",    "ld.so.conf.d", "localtime",
-                "timezone",         "nsswitch.conf", "mime.types",   "python3",
+                "ld.so.cache",      "ld.so.conf", "ld.so.conf.d", "localtime", "timezone",
+                "nsswitch.conf",    "mime.types", "python3",      "fonts", /* fontconfig's
+                                                                              configuration
+                                                                              (matplotlib's font
+                                                                              list) */
+                "matplotlibrc", /* Debian's matplotlib reads its defaults there */
         };
         char *passwd = NULL, *group = NULL;
         size_t plen = 0, glen = 0;
@@ -249,6 +253,14 @@ int mount_build_root(uid_t uid_base, unsigned slots, char *errbuf, size_t errlen
                 return err(errbuf, errlen, "chdir", "/");
         if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | RO_FLAGS, NULL) < 0)
                 return err(errbuf, errlen, "remount read-only", "/");
+        return 0;
+}
+
+int mount_preload_tmp(void)
+{
+        if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "size=16m,mode=0700") < 0)
+                return -errno;
         return 0;
 }
 

@@ -78,6 +78,10 @@ const char *sandbox_stage_name(int stage);
  * per-sandbox /tmp and /proc. */
 int mount_build_root(uid_t uid_base, unsigned slots, char *errbuf, size_t errlen);
 int mount_proc(void);
+/* A small tmpfs on the pivoted zygote's /tmp while it preloads (a module may want a writable
+ * directory: matplotlib writes its font cache on import), unmounted (MNT_DETACH, dropping
+ * whatever was written) before the first sandbox is cloned. */
+int mount_preload_tmp(void);
 int mount_sandbox(uid_t uid, gid_t gid, uint64_t tmp_bytes);
 
 /* ns.c: one network namespace per slot. */

@@ -65,3 +65,17 @@ int base64_check(const char *s, size_t n, size_t *ret_len)
         *ret_len = n / 4 * 3 - pad;
         return 0;
 }
+
+void base64_decode_groups(const char *s, size_t n_groups, void *out)
+{
+        unsigned char *o = out;
+
+        for (size_t g = 0; g < n_groups; g++, s += 4, o += 3) {
+                unsigned v = 0;
+                for (int k = 0; k < 4; k++)
+                        v = v << 6 | (unsigned) sextet((unsigned char) s[k]);
+                o[0] = (unsigned char) (v >> 16);
+                o[1] = (unsigned char) (v >> 8);
+                o[2] = (unsigned char) v;
+        }
+}

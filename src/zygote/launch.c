@@ -23,6 +23,9 @@ static char *const zygote_env[] = {
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME=/tmp",
         "LANG=C.UTF-8",
+        /* matplotlib draws off-screen (plt.show() returns at once); figures.py renders what
+         * a script leaves open. */
+        "MPLBACKEND=Agg",
         "NUMEXPR_MAX_THREADS=1",
         "NUMEXPR_NUM_THREADS=1",
         "OMP_NUM_THREADS=1",

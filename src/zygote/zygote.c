@@ -483,7 +483,16 @@ _Noreturn void zygote_main(void)
          * all of it counted against RLIMIT_AS: at 256 MiB, 7 threads would exhaust it. */
         (void) mallopt(M_ARENA_MAX, 2);
 
+        if (zygote.cfg.layers & LAYER_MOUNTNS && (r = mount_preload_tmp()) < 0) {
+                send_ready(sock, r, "cannot mount a tmpfs on the zygote's /tmp");
+                _exit(1);
+        }
         r = runtime_init(zygote.cfg.preload, errbuf, sizeof(errbuf));
+        if (r == 0 && zygote.cfg.layers & LAYER_MOUNTNS && umount2("/tmp", MNT_DETACH) < 0) {
+                r = -errno;
+                (void) snprintf(errbuf, sizeof(errbuf), "cannot unmount the zygote's /tmp: %s",
+                                strerror(errno));
+        }
         if (r < 0) {
                 log_event(LOG_LEVEL_ERROR, NULL, NULL, "%s", errbuf);
                 send_ready(sock, r, errbuf);

@@ -31,7 +31,7 @@ MUST_WORK = os.environ.get("PYEXECD_MUST_WORK") == "1"
 SERVED_PATHS = ("/health", "/ready")
 # The Dockerfile's runtime stage must install these Debian packages.
 RUNTIME_PACKAGES = {
-    "python3", "python3-numpy", "python3-pandas",
+    "python3", "python3-numpy", "python3-pandas", "python3-matplotlib",
     "libjansson4", "libseccomp2", "libpython3.13",
 }
 # Never in the final image.

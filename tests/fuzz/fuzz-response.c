@@ -28,12 +28,15 @@
  * and stderr are at most 3 bytes per byte printed (U+FFFD per invalid byte) and exactly the
  * bytes printed when those were valid UTF-8 (less a character cut at the limit); files
  * appear only when asked for, in the answers where the harness collects them, within the
- * limits, each as long as its size says. */
+ * limits, each as long as its size says; figures only in an OK answer, at most 16, each a
+ * PNG (signature and IHDR) of the size it claims, their base64 text and the result within
+ * the result limit (4096 bytes here). */
 #include <errno.h>
 #include <jansson.h>
 
 #include "api/api.h"
 #include "sandbox/sandbox.h"
+#include "util/base64.h"
 #include "util/utf8.h"
 
 #include "fuzz.h"
@@ -185,6 +188,46 @@ static void check_files(json_t *j, const ExecOutcome *o, ApiCode code)
         fuzz_check(total <= o->output_files_limit, "%zu bytes of files", total);
 }
 
+/* Figures, checked by other means than api/figures.c's: decoded whole. */
+static void check_figures(json_t *j, const ExecOutcome *o, ApiCode code, size_t raw_len)
+{
+        static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+        json_t *figures = json_object_get(j, "figures"), *f;
+        size_t i, text = raw_len;
+
+        if (!figures && !json_object_get(j, "figures_truncated"))
+                return;
+        fuzz_check(code == API_OK, "figures in a %s answer", api_code_name(code));
+        fuzz_check(!figures || (json_array_size(figures) > 0 && json_array_size(figures) <= 16),
+                   "%zu figures", json_array_size(figures));
+        json_array_foreach(figures, i, f)
+        {
+                const char *c = json_string_value(json_object_get(f, "content"));
+                size_t n = json_string_length(json_object_get(f, "content")), len = 0;
+                unsigned char *png;
+                fuzz_check(c && base64_check(c, n, &len) == 0 && len >= 24,
+                           "figure %zu: not base64 of 24 bytes or more", i);
+                png = malloc(n / 4 * 3);
+                fuzz_check(png != NULL, "out of memory");
+                base64_decode_groups(c, n / 4, png);
+                fuzz_check(memcmp(png, sig, 8) == 0 && memcmp(png + 12, "IHDR", 4) == 0,
+                           "figure %zu: not a PNG", i);
+                /* check_body() reads integers as reals */
+                fuzz_check(json_number_value(json_object_get(f, "width")) ==
+                                           (double) ((uint32_t) png[16] << 24 |
+                                                     (uint32_t) png[17] << 16 | png[18] << 8 |
+                                                     png[19]) &&
+                                   json_number_value(json_object_get(f, "height")) ==
+                                           (double) ((uint32_t) png[20] << 24 |
+                                                     (uint32_t) png[21] << 16 | png[22] << 8 |
+                                                     png[23]),
+                           "figure %zu: size differs from its PNG's", i);
+                free(png);
+                text += n;
+        }
+        fuzz_check(!figures || text <= o->result_limit, "%zu bytes of result and figures", text);
+}
+
 static void check_outcome(const ExecOutcome *o)
 {
         ApiResponse resp = {0};
@@ -263,6 +306,7 @@ static void check_outcome(const ExecOutcome *o)
         check_stream(j, "stdout", o->out, o->out_len, o->out_truncated);
         check_stream(j, "stderr", o->err, o->err_len, o->err_truncated);
         check_files(j, o, resp.code);
+        check_figures(j, o, resp.code, ok_frame ? raw_len : 0);
 
         json_decref(j);
         json_decref(header);
@@ -310,6 +354,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         o.return_files = flags & 64;
         o.max_output_files = 3;
         o.output_files_limit = 64;
+        o.result_limit = 4096;
         if (o.end > EXEC_END_EXPIRED)
                 o.end = EXEC_END_NORMAL;
         flags = fuzz_u8(&in);

@@ -706,6 +706,42 @@ def w_tools():
 """
 
 # name -> (body, expected result of w_<name>())
+
+MATPLOTLIB = '''
+import io as _mpl_io
+
+
+def w_matplotlib():
+    # Imported here, not at the top: in the traced run nothing is preloaded, so the import
+    # itself (fontconfig's fc-list, the font cache in the writable /tmp) runs under the
+    # filter too.
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(4, 2), dpi=50)
+    ax1.plot([0, 1, 2], [2, 0, 1], label="line")
+    ax1.legend()
+    ax1.set_title("$x^2$ \u00e9")
+    ax2.imshow(np.arange(16.0).reshape(4, 4))
+    plt.show()
+    out = {}
+    for fmt in ("png", "svg", "pdf"):
+        buf = _mpl_io.BytesIO()
+        fig.savefig(buf, format=fmt)
+        out[fmt] = buf.getvalue()[:4]
+    fig.savefig("/tmp/mpl_plot.png")
+    with open("/tmp/mpl_plot.png", "rb") as f:
+        head = f.read(24)
+    plt.close("all")
+    return {
+        "backend": matplotlib.get_backend().lower(),
+        "png": out["png"] == b"\\x89PNG", "svg": out["svg"] == b"<?xm", "pdf": out["pdf"] == b"%PDF",
+        "size": [int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")],
+        "open": plt.get_fignums(),
+    }
+'''
+
 WORKLOADS = {
     "numpy": (NUMPY, {
         "inv": [[0.6, -0.2], [-0.2, 0.4]], "eig": [1.382, 3.618],
@@ -768,6 +804,9 @@ WORKLOADS = {
         "du": [0, "/tmp/t", ""], "bash": [0, "2", ""], "python3": [0, "[1]", ""],
         "which": [0, "/usr/bin/python3", ""], "seq": [0, "3", ""], "md5sum": [0, "c139f3ee", ""],
         "ps": [0, "1", ""], "xargs": [0, "2", ""]}),
+    # Last: the fonts it opens stay open, and would shift the fd numbers of the others.
+    "matplotlib": (MATPLOTLIB, {
+        "backend": "agg", "png": True, "svg": True, "pdf": True, "size": [200, 100], "open": []}),
 }
 
 

@@ -86,7 +86,7 @@ static void test_defaults(void **state)
         assert_int_equal(c.concurrency, ncpu > 1024 ? 1024 : ncpu > 0 ? ncpu : 1);
         assert_int_equal(c.queue_size, 100);
         assert_int_equal(c.max_connections, 1024);
-        assert_string_equal(c.preload, "numpy,pandas");
+        assert_string_equal(c.preload, "numpy,pandas,matplotlib");
         assert_int_equal(c.uid_base, 100000);
         assert_int_equal(c.log_format, LOG_FORMAT_AUTO);
         assert_int_equal(c.log_level, LOG_LEVEL_INFO);
