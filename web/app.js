@@ -29,7 +29,10 @@
       {id: "files", name: "Files in and out (pandas CSV)", script:
         'import pandas as pd\n\n\ndef main():\n    df = pd.read_csv("in/data.csv")\n' +
         '    df.describe().to_csv("summary.csv")\n    return int(df["x"].sum())\n',
-        inputs: {files: [{path: "in/data.csv", text: "x,y\n1,2\n3,4\n"}], returnFiles: true}}
+        inputs: {files: [{path: "in/data.csv", text: "x,y\n1,2\n3,4\n"}], returnFiles: true}},
+      {id: "figure", name: "A figure (matplotlib)", script:
+        'import matplotlib.pyplot as plt\n\n\ndef main():\n    plt.plot([1, 2, 3], [2, 4, 1])\n' +
+        '    plt.title("A line plot")\n    return "drawn"\n'}
     ]},
     {group: "Errors", items: [
       {id: "syntax", name: "SYNTAX_ERROR", script: "def main(:\n    pass\n"},
