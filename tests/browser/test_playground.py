@@ -97,6 +97,24 @@ def test_example_from_the_menu(page, example, result):
         assert f'"{key}": {value}' in shown, shown
 
 
+def test_every_example_does_what_its_name_says(page):
+    """Each entry of the menu runs: an example answers 200, an error example the code it
+    is named after."""
+    page.open()
+    entries = page.driver.execute_script("""
+        return Array.from(document.querySelectorAll('#example optgroup option'))
+            .map(o => [o.parentNode.label, o.value, o.textContent]);""")
+    assert len(entries) >= 14, entries
+    for group, value, name in entries:
+        page.choose_example(value)
+        if group == "Errors":
+            page.run(expect_status=400 if name in ("SYNTAX_ERROR", "MISSING_MAIN") else 422)
+            assert page.text("error").startswith(name + " "), (name, page.text("error"))
+        else:
+            page.run()
+            assert not page.visible("error"), (name, page.text("error"))
+
+
 def test_inputs_example_sends_stdin_args_and_kwargs(page):
     page.open()
     page.choose_example("inputs")
@@ -243,6 +261,24 @@ def test_file_round_trip(page):
                   "the file was not downloaded")
         with open(saved, encoding="utf-8") as f:
             assert f.read() == content.upper()
+
+
+def test_dropped_file_is_sent(page):
+    page.open()
+    # What a drop from the desktop delivers: a DataTransfer holding a File.
+    page.driver.execute_script("""
+        const dt = new DataTransfer();
+        dt.items.add(new File(['dropped\\n'], 'notes.txt', {type: 'text/plain'}));
+        const zone = document.getElementById('dropzone');
+        zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true,
+                                                      cancelable: true}));
+        zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true,
+                                                  cancelable: true}));""")
+    page.wait(lambda d: d.find_elements(By.CSS_SELECTOR, '[data-testid="file-list"] li'),
+              "the dropped file was not listed")
+    page.set_editor("def main():\n    return open('notes.txt').read()\n")
+    page.run()
+    assert page.text("result") == '"dropped\\n"'
 
 
 def test_share_link_loads_without_running(page):
