@@ -146,30 +146,34 @@ static void reply_simple(Request *rq, unsigned status, const char *key, const ch
         send_response(rq);
 }
 
-/* A 200 with a body that is not an ApiResponse (metrics text, the OpenAPI document). */
-static void reply_body(Request *rq, const char *body, size_t len, const char *type)
+/* An answer whose body is not an ApiResponse (metrics text, the OpenAPI document, the
+ * playground's files), with `more` header lines ("Name: value\r\n" each, or NULL). */
+static void reply_body(Request *rq, unsigned status, const char *type, const char *more,
+                       const char *body, size_t len)
 {
-        char extra[REQUEST_ID_MAX + 32];
+        char extra[1024];
+        int n = snprintf(extra, sizeof(extra), "X-Request-Id: %s\r\n%s", rq->request_id,
+                         more ? more : "");
 
-        (void) snprintf(extra, sizeof(extra), "X-Request-Id: %s\r\n", rq->request_id);
-        http_respond(rq->conn, 200, type, extra, body, len);
+        if (n < 0 || (size_t) n >= sizeof(extra)) {
+                reply_bare(rq, 500);
+                return;
+        }
+        http_respond(rq->conn, status, type, extra, body, len);
         metrics_observe(rq->srv->metrics, rq->endpoint, API_OK, 0);
 }
 
 /* A file of the playground: 200, or 304 when the client's copy is current. */
 static void reply_static(Request *rq, const HttpHead *h, const StaticAsset *a)
 {
-        char extra[1024];
-        int n = snprintf(extra, sizeof(extra), "X-Request-Id: %s\r\n", rq->request_id);
+        char more[768];
 
-        if (n < 0 || (size_t) n >= sizeof(extra) ||
-            static_headers(a, extra + n, sizeof(extra) - (size_t) n) < 0) {
+        if (static_headers(a, more, sizeof(more)) < 0) {
                 reply_bare(rq, 500);
                 return;
         }
-        http_respond(rq->conn, static_not_modified(a, http_field(h, "If-None-Match")) ? 304 : 200,
-                     a->type, extra, a->data, a->len);
-        metrics_observe(rq->srv->metrics, rq->endpoint, API_OK, 0);
+        reply_body(rq, static_not_modified(a, http_field(h, "If-None-Match")) ? 304 : 200, a->type,
+                   more, a->data, a->len);
 }
 
 static void reply_metrics(Request *rq, const HttpHead *h)
@@ -183,7 +187,7 @@ static void reply_metrics(Request *rq, const HttpHead *h)
                 reply_bare(rq, 500);
                 return;
         }
-        reply_body(rq, text, len, "text/plain; version=0.0.4");
+        reply_body(rq, 200, "text/plain; version=0.0.4", NULL, text, len);
         free(text);
 }
 
@@ -305,7 +309,7 @@ static void reply_health(Request *rq, const HttpHead *h)
 static void reply_openapi(Request *rq, const HttpHead *h)
 {
         (void) h;
-        reply_body(rq, openapi_json, sizeof(openapi_json) - 1, "application/json");
+        reply_body(rq, 200, "application/json", NULL, openapi_json, sizeof(openapi_json) - 1);
 }
 
 /* POST /execute, head in: refuse now what the body cannot change, or read the body. */
