@@ -173,14 +173,14 @@ static int apply(Config *c, const Option *o, const char *value, const char *sour
                 memcpy(field, value, strlen(value) + 1);
                 return 0;
         case OPT_LOG_FORMAT:
-                if (config_parse_name(value, log_format_names, ELEMENTSOF(log_format_names), &idx) <
-                    0)
+                r = config_parse_name(value, log_format_names, ELEMENTSOF(log_format_names), &idx);
+                if (r < 0)
                         goto invalid;
                 *(LogFormat *) (void *) field = (LogFormat) idx;
                 return 0;
         case OPT_LOG_LEVEL:
-                if (config_parse_name(value, log_level_names, ELEMENTSOF(log_level_names), &idx) <
-                    0)
+                r = config_parse_name(value, log_level_names, ELEMENTSOF(log_level_names), &idx);
+                if (r < 0)
                         goto invalid;
                 *(LogLevel *) (void *) field = (LogLevel) idx;
                 return 0;
