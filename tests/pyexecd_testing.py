@@ -137,6 +137,22 @@ class Client:
         return self.request("GET", path)
 
 
+def metric(srv, name):
+    """The value of one unlabelled (or fully spelled-out) metric of `srv`'s GET /metrics."""
+    for line in srv.get("/metrics").raw.decode().splitlines():
+        if line.split(" ")[0] == name:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def wait_until_running(srv, n=1, timeout=60):
+    """Waits (bounded) until `n` sandboxes of `srv` serve requests: no guessing with sleeps."""
+    deadline = time.monotonic() + timeout
+    while metric(srv, "pyexecd_sandboxes_in_use") < n:
+        assert time.monotonic() < deadline, "no request started running"
+        time.sleep(0.05)
+
+
 class RemoteServer(Client):
     """The pyexecd at PYEXECD_URL: HTTP only. It has no pid, process or log
     lines here; a test that needs them is marked `needs_process`."""

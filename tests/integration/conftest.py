@@ -20,15 +20,14 @@ helpers that start a process skip by themselves; a test that looks at the
 
 import os
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-# The shared helpers. parse_log_line and parse_strict_json are here for the test modules,
-# which import them from this conftest with the rest.
+# The shared helpers. metric, parse_log_line, parse_strict_json and wait_until_running are
+# here for the test modules, which import them from this conftest with the rest.
 from pyexecd_testing import (STARTUP_TIMEOUT, RemoteServer, Response, ServerProcess, clean_env,
-                             parse_log_line, parse_strict_json)
+                             metric, parse_log_line, parse_strict_json, wait_until_running)
 from urlmode import SERVER_URL, hooks, skip_in_url_mode
 
 SUITE = Path(__file__).resolve().parent
@@ -185,22 +184,6 @@ def server(request):
 def limited_server(start_server):
     """A server with small limits (see LIMITS)."""
     return start_server(*LIMITED_ARGS)
-
-
-def metric(srv, name):
-    """The value of one unlabelled (or fully spelled-out) metric of GET /metrics."""
-    for line in srv.get("/metrics").raw.decode().splitlines():
-        if line.split(" ")[0] == name:
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
-def wait_until_running(srv, n=1, timeout=60):
-    """Waits (bounded) until `n` sandboxes serve requests: no guessing with sleeps."""
-    deadline = time.monotonic() + timeout
-    while metric(srv, "pyexecd_sandboxes_in_use") < n:
-        assert time.monotonic() < deadline, "no request started running"
-        time.sleep(0.05)
 
 
 def children_of(pid):
