@@ -27,7 +27,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from pyexecd_testing import ServerProcess, clean_env
+from pyexecd_testing import ServerPool, ServerProcess, clean_env
 
 SUITE = Path(__file__).resolve().parent
 REPO = SUITE.parents[1]
@@ -90,8 +90,8 @@ def free_port():
 class Server(ServerProcess):
     """A pyexecd started here with `extra_args`; `url` is its base URL."""
 
-    def __init__(self, extra_args=()):
-        super().__init__(BINARY, extra_args)
+    def __init__(self, extra_args=(), env=None):
+        super().__init__(BINARY, extra_args, env)
 
     @property
     def url(self):
@@ -102,21 +102,9 @@ class Server(ServerProcess):
 def start_server():
     """Factory: `start_server(*flags)` returns a started Server, shared by the tests that
     ask for the same flags unless `shared_ok=False`. All are stopped at the end."""
-    shared, started = {}, []
-
-    def start(*extra_args, shared_ok=True):
-        if shared_ok and extra_args in shared:
-            return shared[extra_args]
-        srv = Server(extra_args)
-        started.append(srv)
-        srv.start()
-        if shared_ok:
-            shared[extra_args] = srv
-        return srv
-
-    yield start
-    for srv in started:
-        srv.stop()
+    pool = ServerPool(Server)
+    yield pool.start
+    pool.stop_all()
 
 
 @pytest.fixture(scope="session")
