@@ -10,7 +10,8 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo "sudo -E")
 PYTEST_FLAGS ?= -q
 PYTEST  := $(PYTHON) -m pytest -p no:cacheprovider $(PYTEST_FLAGS)
 
-.PHONY: all deps build run test test-unit test-integration test-security test-deploy test-browser test-asan \
+.PHONY: all deps build run test test-unit test-integration test-security test-deploy test-client \
+	test-browser test-asan \
 	bench bench-phases soak fuzz image verify-image test-vm build-clang format check-format clean
 
 all: build
@@ -28,7 +29,7 @@ build: deps $(BUILD)/build.ninja
 run: build
 	$(SUDO) $(BUILD)/pyexecd --port $(PORT)
 
-test: build test-unit test-integration test-security test-deploy test-browser
+test: build test-unit test-integration test-security test-deploy test-client test-browser
 
 test-unit: build
 	meson test -C $(BUILD) --print-errorlogs
@@ -38,6 +39,11 @@ test-integration: build
 
 test-security: build
 	PYEXECD_BIN=$(abspath $(BUILD))/pyexecd $(SUDO) $(PYTEST) tests/security
+
+# The Python client (clients/python), pip-installed into a temporary directory, against a
+# pyexecd it starts.
+test-client: build
+	PYEXECD_BIN=$(abspath $(BUILD))/pyexecd $(SUDO) $(PYTEST) tests/client
 
 # The playground (GET /) in headless Chromium (Debian's chromium, chromium-driver and
 # python3-selenium); a screenshot of each test lands in $(BUILD)/screenshots.

@@ -137,6 +137,22 @@ class Client:
         return self.request("GET", path)
 
 
+def metric(srv, name):
+    """The value of one unlabelled (or fully spelled-out) metric of `srv`'s GET /metrics."""
+    for line in srv.get("/metrics").raw.decode().splitlines():
+        if line.split(" ")[0] == name:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def wait_until_running(srv, n=1, timeout=60):
+    """Waits (bounded) until `n` sandboxes of `srv` serve requests: no guessing with sleeps."""
+    deadline = time.monotonic() + timeout
+    while metric(srv, "pyexecd_sandboxes_in_use") < n:
+        assert time.monotonic() < deadline, "no request started running"
+        time.sleep(0.05)
+
+
 class RemoteServer(Client):
     """The pyexecd at PYEXECD_URL: HTTP only. It has no pid, process or log
     lines here; a test that needs them is marked `needs_process`."""
@@ -271,3 +287,30 @@ class ServerProcess(Client):
                 return True
             time.sleep(0.05)
         return False
+
+
+class ServerPool:
+    """The servers a test session starts. `start(*flags, env=None, shared_ok=True)` returns a
+    started `make(flags, env)` (env: clean_env() plus `env`), the same one for every caller
+    with the same flags and environment unless `shared_ok` is False; `stop_all()` stops
+    each by pid."""
+
+    def __init__(self, make):
+        self._make = make
+        self._shared = {}
+        self._started = []
+
+    def start(self, *extra_args, env=None, shared_ok=True):
+        key = (tuple(extra_args), tuple(sorted((env or {}).items())))
+        if shared_ok and key in self._shared:
+            return self._shared[key]
+        srv = self._make(extra_args, None if env is None else clean_env(**env))
+        self._started.append(srv)
+        srv.start()
+        if shared_ok:
+            self._shared[key] = srv
+        return srv
+
+    def stop_all(self):
+        for srv in self._started:
+            srv.stop()

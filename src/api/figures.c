@@ -33,8 +33,8 @@ static size_t figure_ok(json_t *f, size_t *ret_png)
         const char *s;
 
         if (!json_is_object(f) || json_object_size(f) != 4 || !json_is_string(format) ||
-            strcmp(json_string_value(format), "png") != 0 || !json_is_integer(width) ||
-            !json_is_integer(height) || !json_is_string(content))
+            json_string_length(format) != 3 || memcmp(json_string_value(format), "png", 3) != 0 ||
+            !json_is_integer(width) || !json_is_integer(height) || !json_is_string(content))
                 return 0;
         s = json_string_value(content);
         len = json_string_length(content);

@@ -37,6 +37,8 @@ MAX_DEPTH = 64
 MAX_INT_DIGITS = 300
 
 _isfinite = _math.isfinite
+_RenderError = _figures.RenderError
+_FIGURE_KEYS = frozenset(("figures", "figures_truncated"))
 
 
 class _Unencodable(Exception):
@@ -491,14 +493,22 @@ def _run(source, result_limit):
         )
     try:
         figures = _figures.collect(result_limit - len(body))
-    except _figures.RenderError as e:
-        if issubclass(type(e.cause), MemoryError):
-            return _failure(e.cause)
+        # The script can replace collect() (or anything it calls): only these two keys,
+        # whatever their values (the service checks those), may reach the frame.
+        if type(figures) is not dict or not figures.keys() <= _FIGURE_KEYS:
+            raise TypeError("the figures were collected as something other than a dict of "
+                            + "/".join(sorted(_FIGURE_KEYS)))
+    except BaseException as e:  # noqa: B036 - anything drawing or a replaced collect() raised
+        render = type(e) is _RenderError
+        cause = e.cause if render else e
+        if issubclass(type(cause), MemoryError):
+            return _failure(cause)
+        what = (f"Drawing figure {e.index}, left open by main()," if render
+                else "Collecting the figures left open by main()")
         return _frame(
             "runtime_error",
-            error=_text(f"Drawing figure {e.index}, left open by main(), failed: "
-                        f"{_error_message(e.cause)}"),
-            traceback=_script_traceback(e.cause),
+            error=_text(f"{what} failed: {_error_message(cause)}"),
+            traceback=_script_traceback(cause),
             **_files_of(job),
         )
     return _frame("ok", body, **figures, **_files_of(job))

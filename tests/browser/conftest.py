@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from pyexecd_testing import ServerProcess
+from pyexecd_testing import ServerPool, ServerProcess
 from urlmode import hooks
 
 SUITE = Path(__file__).resolve().parent
@@ -55,16 +55,9 @@ def skip_or_fail(reason):
 @pytest.fixture(scope="session")
 def start_server():
     """Factory: a started pyexecd with `flags`, stopped by pid at the end of the session."""
-    started = []
-
-    def start(*flags):
-        srv = ServerProcess(BINARY, flags)
-        started.append(srv)
-        return srv.start()
-
-    yield start
-    for srv in started:
-        srv.stop()
+    pool = ServerPool(lambda flags, env: ServerProcess(BINARY, flags, env))
+    yield pool.start
+    pool.stop_all()
 
 
 @pytest.fixture(scope="session")

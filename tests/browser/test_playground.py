@@ -10,6 +10,7 @@ import tempfile
 import threading
 
 import pytest
+from pyexecd_testing import wait_until_running
 
 from .conftest import PHONE, By, Keys
 
@@ -186,13 +187,6 @@ def test_stderr_and_invalid_arguments(page):
     assert execute_count(page.server) == before + 1
 
 
-def sandboxes_in_use(server):
-    for line in server.get("/metrics").raw.decode().splitlines():
-        if line.startswith("pyexecd_sandboxes_in_use "):
-            return float(line.split()[1])
-    return 0.0
-
-
 def test_stop_closes_the_request(page):
     page.open()
     page.set_editor("def main():\n    while True:\n        pass\n")
@@ -200,7 +194,7 @@ def test_stop_closes_the_request(page):
     before = page.runs()
     page.by_testid("run").click()
     page.wait(lambda d: page.visible("stop"), "no Stop button while running")
-    page.wait(lambda d: sandboxes_in_use(page.server) >= 1, "the script did not start")
+    wait_until_running(page.server)
     page.by_testid("stop").click()
     page.wait(lambda d: page.runs() > before, "Stop did not end the run")
     assert page.text("error").startswith("STOPPED"), page.text("error")

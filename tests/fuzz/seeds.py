@@ -6,6 +6,7 @@ fuzz-response.c and fuzz-config.c); this script is their readable source. Files 
 the fuzzer (named by their SHA-1) sit next to the seeds and are not touched here. Run it
 again after changing a layout: `tests/fuzz/seeds.py`.
 """
+import base64
 import os
 import struct
 import sys
@@ -221,6 +222,65 @@ write("response", "files-escape",
       outcome(b'{"status":"ok","files":[{"path":"../x","size":0,"encoding":"base64",'
               b'"content":""}]}\n1', files=True))
 write("response", "input-no-space", outcome(wait=121 << 8, started=False, no_space=True))
+
+
+# figures: an "ok" frame's PNGs (api/figures.c), valid and broken one rule at a time. The
+# target sets no result limit, so every figure is over its budget: these reach each check
+# before that one.
+def png_head(w, h, extra=10, signature=b"\x89PNG\r\n\x1a\n", length=13, kind=b"IHDR"):
+    """A PNG's first bytes: signature, IHDR (CRC left 0), `extra` bytes of what follows."""
+    return (signature + struct.pack(">I", length) + kind + struct.pack(">II", w, h)
+            + bytes([8, 0, 0, 0, 0]) + bytes(4) + bytes(range(extra)))
+
+
+def figure(data=None, w=8, h=8, fmt='"png"', content=None, more=""):
+    if content is None:
+        content = base64.b64encode(png_head(w, h) if data is None else data).decode()
+    return ('{"format":%s,"width":%s,"height":%s,"content":"%s"%s}'
+            % (fmt, w, h, content, more)).encode()
+
+
+def figures_frame(*entries, extra=b"", status=b"ok"):
+    return (b'{"status":"' + status + b'","figures":[' + b",".join(entries) + b"]"
+            + extra + b"}\n" + (b"1" if status == b"ok" else b""))
+
+
+GOOD = base64.b64encode(png_head(8, 8)).decode()
+FIGURE_FRAMES = {
+    "ok": figures_frame(figure(), figure(w=640, h=480), extra=b',"figures_truncated":true'),
+    "ok-max-dims": figures_frame(figure(w=2**31 - 1, h=2**31 - 1)),
+    "head-only": figures_frame(figure(png_head(7, 9)[:24], w=7, h=9)),
+    "empty-list": figures_frame(extra=b',"figures_truncated":false'),
+    "truncated-only": b'{"status":"ok","figures_truncated":true}\n1',
+    "sixteen": figures_frame(*[figure(w=k, h=1) for k in range(1, 17)]),
+    "seventeen": figures_frame(*[figure(w=k, h=1) for k in range(1, 18)]),
+    "not-a-list": b'{"status":"ok","figures":{"0":' + figure() + b"}}\n1",
+    "truncated-string": figures_frame(figure(), extra=b',"figures_truncated":"yes"'),
+    "entry-string": figures_frame(b'"' + GOOD.encode() + b'"'),
+    "extra-key": figures_frame(figure(more=',"dpi":100')),
+    "format-svg": figures_frame(figure(fmt='"svg"')),
+    "format-number": figures_frame(figure(fmt="1")),
+    "format-nul": figures_frame(figure(fmt='"png\\u0000<svg>"')),
+    "width-real": figures_frame(figure(content=GOOD, w="8.0")),
+    "width-string": figures_frame(figure(content=GOOD, w='"8"')),
+    "dims-differ": figures_frame(figure(png_head(640, 480), w=641, h=480)),
+    "width-0": figures_frame(figure(w=0)),
+    "height-over": figures_frame(figure(h=2**31)),
+    "signature": figures_frame(figure(png_head(8, 8, signature=b"GIF89a\0\0"))),
+    "ihdr-length": figures_frame(figure(png_head(8, 8, length=14))),
+    "ihdr-kind": figures_frame(figure(png_head(8, 8, kind=b"iHDR"))),
+    # 23 bytes, cut inside the height: a decoder reading 24 anyway gets 0x00FFFFFF
+    "cut-23": figures_frame(figure(png_head(8, 0xABCDEF)[:23], h=0xFFFFFF)),
+    "base64-newline": figures_frame(figure(content=GOOD[:40] + "\\n" + GOOD[40:])),
+    "base64-no-padding": figures_frame(figure(content=GOOD.rstrip("="))),
+    "base64-nul": figures_frame(figure(content=GOOD + "\\u0000AAA")),
+    "base64-urlsafe": figures_frame(figure(content=GOOD[:36] + "-_" + GOOD[38:])),
+    "error-frame": figures_frame(figure(), status=b"runtime_error"),
+}
+for name, frame in FIGURE_FRAMES.items():
+    write("response", "figures-" + name, outcome(frame))
+write("response", "figures-and-files",
+      outcome(b'{"status":"ok",' + FILES + b',"figures":[' + figure() + b"]}\n1", files=True))
 
 
 # --- config: NUL-separated parts, 'e' = environment, 'f' = command line ------------------

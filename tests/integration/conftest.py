@@ -20,15 +20,15 @@ helpers that start a process skip by themselves; a test that looks at the
 
 import os
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-# The shared helpers. parse_log_line and parse_strict_json are here for the test modules,
-# which import them from this conftest with the rest.
-from pyexecd_testing import (STARTUP_TIMEOUT, RemoteServer, Response, ServerProcess, clean_env,
-                             parse_log_line, parse_strict_json)
+# The shared helpers. metric, parse_log_line, parse_strict_json and wait_until_running are
+# here for the test modules, which import them from this conftest with the rest.
+from pyexecd_testing import (STARTUP_TIMEOUT, RemoteServer, Response, ServerPool, ServerProcess,
+                             clean_env, metric, parse_log_line, parse_strict_json,
+                             wait_until_running)
 from urlmode import SERVER_URL, hooks, skip_in_url_mode
 
 SUITE = Path(__file__).resolve().parent
@@ -148,26 +148,12 @@ pytest_configure, pytest_collection_modifyitems, pytest_terminal_summary = hooks
 
 @pytest.fixture(scope="session")
 def start_server():
-    """Factory: `start_server(*flags)` returns a started Server. Servers with
-    the same flags are shared across the session unless `shared=False`.
-    All are stopped at the end of the session."""
-    shared = {}
-    started = []
-
-    def start(*extra_args, env=None, shared_ok=True):
-        key = (tuple(extra_args), tuple(sorted((env or {}).items())))
-        if shared_ok and key in shared:
-            return shared[key]
-        srv = Server(extra_args, None if env is None else clean_env(**env))
-        started.append(srv)
-        srv.start()
-        if shared_ok:
-            shared[key] = srv
-        return srv
-
-    yield start
-    for srv in started:
-        srv.stop()
+    """Factory: `start_server(*flags, env=None, shared_ok=True)` returns a started Server.
+    Servers with the same flags are shared across the session unless `shared_ok=False`.
+    All are stopped at the end of the session (ServerPool)."""
+    pool = ServerPool(Server)
+    yield pool.start
+    pool.stop_all()
 
 
 @pytest.fixture(scope="session")
@@ -185,22 +171,6 @@ def server(request):
 def limited_server(start_server):
     """A server with small limits (see LIMITS)."""
     return start_server(*LIMITED_ARGS)
-
-
-def metric(srv, name):
-    """The value of one unlabelled (or fully spelled-out) metric of GET /metrics."""
-    for line in srv.get("/metrics").raw.decode().splitlines():
-        if line.split(" ")[0] == name:
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
-def wait_until_running(srv, n=1, timeout=60):
-    """Waits (bounded) until `n` sandboxes serve requests: no guessing with sleeps."""
-    deadline = time.monotonic() + timeout
-    while metric(srv, "pyexecd_sandboxes_in_use") < n:
-        assert time.monotonic() < deadline, "no request started running"
-        time.sleep(0.05)
 
 
 def children_of(pid):
