@@ -357,10 +357,12 @@ def test_savefig_writing_a_png_header_that_lies(server):
 
 
 def test_figure_over_the_pixel_limit_is_a_runtime_error(server):
-    """figsize (1000, 1000) at 100 dpi: 100000 px a side, which Agg refuses (2^16 at
-    most): the script's RUNTIME_ERROR naming figure 1."""
+    """figsize (1000000, 1) at 100 dpi: 10^8 px wide, which Agg refuses before allocating
+    anything (below 2^16 px a side in matplotlib 3.6, Debian 12's; below 2^23 in later
+    ones, Debian 13's: 100000 px a side passes there and ends as MEMORY_LIMIT, see below):
+    the script's RUNTIME_ERROR naming figure 1."""
     script = ("import matplotlib.pyplot as plt\ndef main():\n"
-              "    plt.figure(figsize=(1000, 1000), dpi=100)\n    return 1\n")
+              "    plt.figure(figsize=(1000000, 1), dpi=100)\n    return 1\n")
     body = assert_error(server.execute(script), "RUNTIME_ERROR")
     assert body["error"].startswith(
         "Drawing figure 1, left open by main(), failed: ValueError"), body["error"]
