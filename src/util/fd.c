@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -128,6 +129,23 @@ ssize_t recv_with_fds(int sock, void *p, size_t n, int *fds, size_t max_fds, siz
         }
         *ret_n_fds = got;
         return k;
+}
+
+int copy_bytes(int dst, int src, uint64_t n)
+{
+        uint64_t done = 0;
+
+        while (done < n) {
+                ssize_t k = sendfile(dst, src, NULL, (size_t) MIN(n - done, (uint64_t) 1 << 30));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        return -EIO;
+                done += (uint64_t) k;
+        }
+        return 0;
 }
 
 int fd_set_nonblock(int fd)

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Writes all n bytes (blocking fd). Returns 0 or -errno. */
@@ -19,6 +20,10 @@ int send_with_fds(int sock, const void *p, size_t n, const int *fds, size_t n_fd
  * *ret_n_fds. Descriptors beyond max_fds, or any with a truncated payload, are closed and
  * the call fails with -EBADMSG. */
 ssize_t recv_with_fds(int sock, void *p, size_t n, int *fds, size_t max_fds, size_t *ret_n_fds);
+
+/* Copies n bytes from src (from its file offset) to dst, with sendfile(2). Returns 0,
+ * -EIO if src ends before n bytes, or -errno. */
+int copy_bytes(int dst, int src, uint64_t n);
 
 /* Switches O_NONBLOCK on. Returns 0 or -errno. */
 int fd_set_nonblock(int fd);

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <signal.h>
 #include <string.h>
@@ -61,7 +60,7 @@ static int binary_copy(void)
 {
         _cleanup_close_ int src = -EBADF, dst = -EBADF;
         struct stat st;
-        off_t done = 0;
+        int r;
 
         src = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
         if (src < 0 || fstat(src, &st) < 0)
@@ -69,14 +68,8 @@ static int binary_copy(void)
         dst = memfd_create("pyexecd", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (dst < 0)
                 return -errno;
-        while (done < st.st_size) {
-                ssize_t k = sendfile(dst, src, NULL, (size_t) (st.st_size - done));
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return k < 0 ? -errno : -EIO;
-                done += k;
-        }
+        if ((r = copy_bytes(dst, src, (uint64_t) st.st_size)) < 0)
+                return r;
         /* Root may execute it; a sandbox's uid may not open it through /proc/self/exe. */
         if (fchmod(dst, 0500) < 0 ||
             fcntl(dst, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
