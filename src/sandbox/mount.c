@@ -1,17 +1,24 @@
-/* The sandbox's file-system view.
+/* The zygote's root: what every sandbox's own view is made of (view.c).
  *
- * Built once, in the zygote (mount_build_root): a private mount namespace, a tmpfs root
- * holding read-only binds of /usr (and /bin, /lib*, /sbin: symlinks on merged-/usr systems,
- * binds otherwise), a minimal /etc (generated passwd, group, hostname, hosts, plus read-only
- * binds of the loader cache, timezone and Debian's alternatives, which numpy's BLAS is
- * found through), a minimal /dev (null, zero, random, urandom), and empty /proc and /tmp
- * mount points; then pivot_root into it and detach the old root. Every sandbox inherits
- * that view and only adds its own size-capped tmpfs on /tmp and a proc for its pid
- * namespace (mount_sandbox). Nothing of the host's /root, /home, /srv, the service's
- * binary directory or its environment is in the view. */
+ * Built once, in the zygote (mount_build_root): a private mount namespace and a tmpfs root
+ * holding everything of the view that is not one of the host's read-only trees: a minimal
+ * /etc (generated passwd, group, hostname, hosts, plus copies of the loader cache, the
+ * timezone, Debian's alternatives, which numpy's BLAS is found through, and the few other
+ * entries libraries read), a /dev directory (the mount points of null, zero, random and
+ * urandom, and the fd and std* links), and empty /usr, /proc and /tmp. Copies, not binds:
+ * each sandbox sees this tmpfs through an overlay of its own, and an overlay shows the
+ * files of its layers, not what is mounted on them. Mounted on it, for the zygote and as
+ * the layers of the sandboxes' overlays: read-only binds of the host's /usr (and of /bin,
+ * /lib*, /sbin where they are directories, not the symlinks into /usr of a merged-/usr
+ * system: the `trees`), of the host's /dev (nodev: the zygote opens no device), and an
+ * empty read-only tmpfs on /proc (an overlay without an upper layer needs two lower ones).
+ * Then pivot_root into it and detach the old root. Nothing of the host's /root, /home,
+ * /srv, the service's binary directory or its environment is in the view. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,10 +36,15 @@
 #error "PYEXECD_PYTHON_ETC (\"python3.X\") is set by the build: src/sandbox/meson.build"
 #endif
 
-#define NEWROOT  "/tmp" /* mount point of the new root in the zygote's namespace */
-#define RO_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV)
+#define NEWROOT        "/tmp" /* mount point of the new root in the zygote's namespace */
+#define RO_FLAGS       (MS_RDONLY | MS_NOSUID | MS_NODEV)
+#define ETC_COPY_DEPTH 4 /* levels of directories copied below an /etc entry */
 
-static int err(char *errbuf, size_t errlen, const char *what, const char *path)
+const char *const mount_trees[MOUNT_N_TREES] = {"usr",   "bin",   "sbin",  "lib",
+                                                "lib32", "lib64", "libx32"};
+const char *const mount_dev_nodes[MOUNT_N_DEV_NODES] = {"null", "zero", "random", "urandom"};
+
+int mount_error(char *errbuf, size_t errlen, const char *what, const char *path)
 {
         int r = -errno;
         (void) snprintf(errbuf, errlen, "%s %s: %s", what, path, strerror(errno));
@@ -44,10 +56,10 @@ static int bind_ro(const char *src, const char *dst, unsigned long extra, char *
                    size_t errlen)
 {
         if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
-                return err(errbuf, errlen, "bind", src);
+                return mount_error(errbuf, errlen, "bind", src);
         /* A bind ignores most flags: apply them with a remount of the bind. */
         if (mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | extra, NULL) < 0)
-                return err(errbuf, errlen, "remount read-only", dst);
+                return mount_error(errbuf, errlen, "remount read-only", dst);
         return 0;
 }
 
@@ -57,12 +69,12 @@ static int write_file(const char *path, const char *content, char *errbuf, size_
         int r;
 
         if (fd < 0)
-                return err(errbuf, errlen, "create", path);
+                return mount_error(errbuf, errlen, "create", path);
         r = write_all(fd, content, strlen(content));
         (void) close(fd);
         if (r < 0) {
                 errno = -r;
-                return err(errbuf, errlen, "write", path);
+                return mount_error(errbuf, errlen, "write", path);
         }
         return 0;
 }
@@ -72,51 +84,137 @@ static int mount_point(const char *dst, bool dir, char *errbuf, size_t errlen)
 {
         if (dir) {
                 if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-                        return err(errbuf, errlen, "mkdir", dst);
+                        return mount_error(errbuf, errlen, "mkdir", dst);
                 return 0;
         }
         return write_file(dst, "", errbuf, errlen);
 }
 
-/* Mirrors a top-level entry such as /bin or /lib64: a symlink stays a symlink (merged
- * /usr), a directory becomes a read-only bind, and a missing one is skipped. */
-static int mirror_top(const char *name, char *errbuf, size_t errlen)
+/* Mirrors the top-level tree mount_trees[i]: a directory becomes a read-only bind (its
+ * bit is set in *trees, and each sandbox mounts an overlay of it), a symlink stays a symlink
+ * (/bin -> usr/bin on a merged-/usr system), and a missing one is skipped. */
+static int mirror_tree(unsigned i, uint32_t *trees, char *errbuf, size_t errlen)
 {
         char src[64], dst[64], target[256];
         struct stat st;
         ssize_t n;
+        int r;
 
-        (void) snprintf(src, sizeof(src), "/%s", name);
-        (void) snprintf(dst, sizeof(dst), NEWROOT "/%s", name);
+        (void) snprintf(src, sizeof(src), "/%s", mount_trees[i]);
+        (void) snprintf(dst, sizeof(dst), NEWROOT "/%s", mount_trees[i]);
         if (lstat(src, &st) < 0)
                 return 0;
         if (S_ISLNK(st.st_mode)) {
                 n = readlink(src, target, sizeof(target) - 1);
                 if (n < 0)
-                        return err(errbuf, errlen, "readlink", src);
+                        return mount_error(errbuf, errlen, "readlink", src);
                 target[n] = '\0';
                 if (symlink(target, dst) < 0)
-                        return err(errbuf, errlen, "symlink", dst);
+                        return mount_error(errbuf, errlen, "symlink", dst);
                 return 0;
         }
         if (!S_ISDIR(st.st_mode))
                 return 0;
-        int r = mount_point(dst, true, errbuf, errlen);
-        return r < 0 ? r : bind_ro(src, dst, MS_NOSUID | MS_NODEV, errbuf, errlen);
+        if ((r = mount_point(dst, true, errbuf, errlen)) < 0 ||
+            (r = bind_ro(src, dst, MS_NOSUID | MS_NODEV, errbuf, errlen)) < 0)
+                return r;
+        *trees |= 1u << i;
+        return 0;
 }
 
-/* /etc: generated identity files, and read-only binds of what libraries need. */
+static int copy_file(const char *src, const char *dst, mode_t mode, char *errbuf, size_t errlen)
+{
+        _cleanup_close_ int in = -EBADF, out = -EBADF;
+        struct stat st;
+        int r;
+
+        in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (in < 0 || fstat(in, &st) < 0)
+                return mount_error(errbuf, errlen, "open", src);
+        out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (out < 0)
+                return mount_error(errbuf, errlen, "create", dst);
+        r = copy_bytes(out, in, (uint64_t) st.st_size);
+        if (r < 0) {
+                errno = -r;
+                return mount_error(errbuf, errlen, "copy", src);
+        }
+        if (fchmod(out, mode) < 0)
+                return mount_error(errbuf, errlen, "chmod", dst);
+        return 0;
+}
+
+/* Copies the host's entry src (a file, a symlink or a directory tree) to dst in the new
+ * root: files with their content and permission bits (never set-id), symlinks as they are
+ * (they resolve in the sandbox's view), directories down to `depth` levels; other kinds
+ * are skipped. */
+static int copy_entry(const char *src, const char *dst, int depth, char *errbuf, size_t errlen)
+{
+        DIR *d;
+        struct dirent *de;
+        struct stat st;
+        int r = 0;
+
+        if (lstat(src, &st) < 0)
+                return mount_error(errbuf, errlen, "stat", src);
+        if (S_ISLNK(st.st_mode)) {
+                char target[PATH_MAX];
+                ssize_t n = readlink(src, target, sizeof(target) - 1);
+                if (n < 0)
+                        return mount_error(errbuf, errlen, "readlink", src);
+                target[n] = '\0';
+                return symlink(target, dst) < 0 ? mount_error(errbuf, errlen, "symlink", dst) : 0;
+        }
+        if (S_ISREG(st.st_mode))
+                return copy_file(src, dst, st.st_mode & 0777, errbuf, errlen);
+        if (!S_ISDIR(st.st_mode) || depth == 0)
+                return 0;
+        /* Writable by us until it is filled: without CAP_DAC_OVERRIDE (a container's root)
+         * even root may not add to a directory of mode 0555. */
+        if (mkdir(dst, 0700) < 0)
+                return mount_error(errbuf, errlen, "mkdir", dst);
+        d = opendir(src);
+        if (!d)
+                return mount_error(errbuf, errlen, "open directory", src);
+        while (r == 0 && (errno = 0, de = readdir(d))) {
+                char csrc[PATH_MAX], cdst[PATH_MAX];
+
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if ((size_t) snprintf(csrc, sizeof(csrc), "%s/%s", src, de->d_name) >=
+                            sizeof(csrc) ||
+                    (size_t) snprintf(cdst, sizeof(cdst), "%s/%s", dst, de->d_name) >=
+                            sizeof(cdst)) {
+                        errno = ENAMETOOLONG;
+                        r = mount_error(errbuf, errlen, "copy", src);
+                        break;
+                }
+                r = copy_entry(csrc, cdst, depth - 1, errbuf, errlen);
+        }
+        if (r == 0 && errno != 0)
+                r = mount_error(errbuf, errlen, "read directory", src);
+        (void) closedir(d);
+        if (r == 0 && chmod(dst, st.st_mode & 0777) < 0)
+                r = mount_error(errbuf, errlen, "chmod", dst);
+        return r;
+}
+
+/* /etc: generated identity files, and copies of what libraries need. */
 static int build_etc(uid_t uid_base, unsigned slots, char *errbuf, size_t errlen)
 {
-        static const char *const binds[] = {
+        static const char *const copies[] = {
                 "alternatives",     /* libblas.so.3 and friends resolve through it */
                 PYEXECD_PYTHON_ETC, /* python3.X: the stdlib's sitecustomize.py links there */
-                "ld.so.cache",      "ld.so.conf", "ld.so.conf.d", "localtime", "timezone",
-                "nsswitch.conf",    "mime.types", "python3",      "fonts", /* fontconfig's
-                                                                              configuration
-                                                                              (matplotlib's font
-                                                                              list) */
-                "matplotlibrc", /* Debian's matplotlib reads its defaults there */
+                "fonts",            /* fontconfig's configuration (matplotlib's font list) */
+                "matplotlibrc",     /* Debian's matplotlib reads its defaults there */
+                "ld.so.cache",
+                "ld.so.conf",
+                "ld.so.conf.d",
+                "localtime",
+                "timezone",
+                "nsswitch.conf",
+                "mime.types",
+                "python3",
         };
         char *passwd = NULL, *group = NULL;
         size_t plen = 0, glen = 0;
@@ -124,7 +222,7 @@ static int build_etc(uid_t uid_base, unsigned slots, char *errbuf, size_t errlen
         int r;
 
         if (mkdir(NEWROOT "/etc", 0755) < 0)
-                return err(errbuf, errlen, "mkdir", NEWROOT "/etc");
+                return mount_error(errbuf, errlen, "mkdir", NEWROOT "/etc");
         /* One name for every slot's uid, so getpass.getuser() and `id` work in each. */
         pf = open_memstream(&passwd, &plen);
         gf = open_memstream(&group, &glen);
@@ -149,7 +247,7 @@ static int build_etc(uid_t uid_base, unsigned slots, char *errbuf, size_t errlen
         free(group);
         if (r == -ENOMEM) {
                 errno = ENOMEM;
-                return err(errbuf, errlen, "generate", "/etc/passwd and /etc/group");
+                return mount_error(errbuf, errlen, "generate", "/etc/passwd and /etc/group");
         }
         if (r < 0)
                 return r;
@@ -158,24 +256,25 @@ static int build_etc(uid_t uid_base, unsigned slots, char *errbuf, size_t errlen
                             errlen)) < 0)
                 return r;
 
-        for (size_t i = 0; i < ELEMENTSOF(binds); i++) {
+        for (size_t i = 0; i < ELEMENTSOF(copies); i++) {
                 char src[128], dst[128];
                 struct stat st;
 
-                (void) snprintf(src, sizeof(src), "/etc/%s", binds[i]);
-                (void) snprintf(dst, sizeof(dst), NEWROOT "/etc/%s", binds[i]);
-                if (stat(src, &st) < 0)
+                (void) snprintf(src, sizeof(src), "/etc/%s", copies[i]);
+                (void) snprintf(dst, sizeof(dst), NEWROOT "/etc/%s", copies[i]);
+                if (lstat(src, &st) < 0)
                         continue;
-                if ((r = mount_point(dst, S_ISDIR(st.st_mode), errbuf, errlen)) < 0 ||
-                    (r = bind_ro(src, dst, MS_NOSUID | MS_NODEV, errbuf, errlen)) < 0)
+                if ((r = copy_entry(src, dst, ETC_COPY_DEPTH, errbuf, errlen)) < 0)
                         return r;
         }
         return 0;
 }
 
+/* /dev: the mount points of the device nodes each sandbox binds from its overlay of the
+ * host's /dev, and the usual links. The host's /dev itself is bound over it for the
+ * overlays' sake, nodev: nobody opens a device through it. */
 static int build_dev(char *errbuf, size_t errlen)
 {
-        static const char *const nodes[] = {"null", "zero", "random", "urandom"};
         static const char *const links[][2] = {
                 {"/proc/self/fd", "fd"},
                 {"/proc/self/fd/0", "stdin"},
@@ -187,72 +286,73 @@ static int build_dev(char *errbuf, size_t errlen)
         int r;
 
         if (mkdir(NEWROOT "/dev", 0755) < 0)
-                return err(errbuf, errlen, "mkdir", NEWROOT "/dev");
-        if (mount("tmpfs", NEWROOT "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755") <
-            0)
-                return err(errbuf, errlen, "mount tmpfs on", NEWROOT "/dev");
-        for (size_t i = 0; i < ELEMENTSOF(nodes); i++) {
-                char src[64], dst[64];
-                (void) snprintf(src, sizeof(src), "/dev/%s", nodes[i]);
-                (void) snprintf(dst, sizeof(dst), NEWROOT "/dev/%s", nodes[i]);
+                return mount_error(errbuf, errlen, "mkdir", NEWROOT "/dev");
+        for (size_t i = 0; i < MOUNT_N_DEV_NODES; i++) {
+                char dst[64];
+                (void) snprintf(dst, sizeof(dst), NEWROOT "/dev/%s", mount_dev_nodes[i]);
                 if ((r = mount_point(dst, false, errbuf, errlen)) < 0)
                         return r;
-                /* Device nodes: read-write, but nosuid and noexec. */
-                if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
-                        return err(errbuf, errlen, "bind", src);
-                if (mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NOEXEC, NULL) < 0)
-                        return err(errbuf, errlen, "remount", dst);
         }
         for (size_t i = 0; i < ELEMENTSOF(links); i++) {
                 char dst[64];
                 (void) snprintf(dst, sizeof(dst), NEWROOT "/dev/%s", links[i][1]);
                 if (symlink(links[i][0], dst) < 0)
-                        return err(errbuf, errlen, "symlink", dst);
+                        return mount_error(errbuf, errlen, "symlink", dst);
         }
-        if (mount(NULL, NEWROOT "/dev", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
-                  "size=64k,mode=0755") < 0)
-                return err(errbuf, errlen, "remount read-only", NEWROOT "/dev");
+        if (mount("/dev", NEWROOT "/dev", NULL, MS_BIND, NULL) < 0)
+                return mount_error(errbuf, errlen, "bind", "/dev");
+        if (mount(NULL, NEWROOT "/dev", NULL, MS_BIND | MS_REMOUNT | RO_FLAGS | MS_NOEXEC, NULL) <
+            0)
+                return mount_error(errbuf, errlen, "remount read-only", NEWROOT "/dev");
         return 0;
 }
 
-int mount_build_root(uid_t uid_base, unsigned slots, char *errbuf, size_t errlen)
+int mount_build_root(uid_t uid_base, unsigned slots, uint32_t *ret_trees, char *errbuf,
+                     size_t errlen)
 {
-        static const char *const top[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32"};
+        uint32_t trees = 0;
         int r;
 
         if (unshare(CLONE_NEWNS) < 0)
-                return err(errbuf, errlen, "unshare", "mount namespace");
+                return mount_error(errbuf, errlen, "unshare", "mount namespace");
         /* Nothing we mount may propagate back to the host, and nothing of the host's later
          * mounts into us. */
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-                return err(errbuf, errlen, "make private", "/");
-        if (mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") < 0)
-                return err(errbuf, errlen, "mount tmpfs on", NEWROOT);
+                return mount_error(errbuf, errlen, "make private", "/");
+        if (mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0755") < 0)
+                return mount_error(errbuf, errlen, "mount tmpfs on", NEWROOT);
 
-        if ((r = mount_point(NEWROOT "/usr", true, errbuf, errlen)) < 0 ||
-            (r = bind_ro("/usr", NEWROOT "/usr", MS_NOSUID | MS_NODEV, errbuf, errlen)) < 0)
-                return r;
-        for (size_t i = 0; i < ELEMENTSOF(top); i++)
-                if ((r = mirror_top(top[i], errbuf, errlen)) < 0)
+        for (unsigned i = 0; i < MOUNT_N_TREES; i++)
+                if ((r = mirror_tree(i, &trees, errbuf, errlen)) < 0)
                         return r;
+        if (!(trees & MOUNT_TREE_USR)) {
+                errno = ENOTDIR;
+                return mount_error(errbuf, errlen, "bind", "/usr");
+        }
         if ((r = build_etc(uid_base, slots, errbuf, errlen)) < 0 ||
             (r = build_dev(errbuf, errlen)) < 0 ||
-            (r = mount_point(NEWROOT "/proc", true, errbuf, errlen)) < 0 ||
+            (r = mount_point(NEWROOT MOUNT_EMPTY, true, errbuf, errlen)) < 0 ||
             (r = mount_point(NEWROOT "/tmp", true, errbuf, errlen)) < 0)
                 return r;
+        /* The second lower layer of every overlay: empty, and on a file system of its own
+         * (a layer may not lie inside another, and the root's overlay has the whole root). */
+        if (mount("tmpfs", NEWROOT MOUNT_EMPTY, "tmpfs",
+                  MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555") < 0)
+                return mount_error(errbuf, errlen, "mount an empty tmpfs on", NEWROOT MOUNT_EMPTY);
 
         /* pivot_root(".", ".") stacks the old root on top of the new one; detaching it
          * leaves only the new root (no directory of the host is reachable any more). */
         if (chdir(NEWROOT) < 0)
-                return err(errbuf, errlen, "chdir", NEWROOT);
+                return mount_error(errbuf, errlen, "chdir", NEWROOT);
         if (syscall(SYS_pivot_root, ".", ".") < 0)
-                return err(errbuf, errlen, "pivot_root", NEWROOT);
+                return mount_error(errbuf, errlen, "pivot_root", NEWROOT);
         if (umount2(".", MNT_DETACH) < 0)
-                return err(errbuf, errlen, "detach", "old root");
+                return mount_error(errbuf, errlen, "detach", "old root");
         if (chdir("/") < 0)
-                return err(errbuf, errlen, "chdir", "/");
+                return mount_error(errbuf, errlen, "chdir", "/");
         if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | RO_FLAGS, NULL) < 0)
-                return err(errbuf, errlen, "remount read-only", "/");
+                return mount_error(errbuf, errlen, "remount read-only", "/");
+        *ret_trees = trees;
         return 0;
 }
 
@@ -262,45 +362,4 @@ int mount_preload_tmp(void)
                   "size=16m,mode=0700") < 0)
                 return -errno;
         return 0;
-}
-
-int mount_proc(void)
-{
-        if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-                return -errno;
-        return 0;
-}
-
-/* Host facts that a fresh proc shows every namespace and no workload needs: the kernel's
- * whole configuration and command line, the host's disks and their I/O counters (a
- * timing channel between requests), interrupt counts, kernel symbols and debug tables.
- * /dev/null is bound over each, as Docker does for its masked paths: reads see an empty
- * file. A path this kernel lacks is skipped. */
-static int mask_proc(void)
-{
-        static const char *const masked[] = {
-                "/proc/config.gz",  "/proc/cmdline",     "/proc/partitions",    "/proc/diskstats",
-                "/proc/interrupts", "/proc/kallsyms",    "/proc/kcore",         "/proc/keys",
-                "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats",
-        };
-
-        for (size_t i = 0; i < ELEMENTSOF(masked); i++)
-                if (mount("/dev/null", masked[i], NULL, MS_BIND, NULL) < 0 && errno != ENOENT)
-                        return -errno;
-        return 0;
-}
-
-int mount_sandbox(uid_t uid, gid_t gid, uint64_t tmp_bytes)
-{
-        char opts[128];
-
-        /* Only /tmp is writable; nr_inodes caps a flood of empty files as size caps bytes. */
-        (void) snprintf(opts, sizeof(opts),
-                        "size=%" PRIu64 ",nr_inodes=16384,mode=0700,uid=%u,gid=%u", tmp_bytes,
-                        (unsigned) uid, (unsigned) gid);
-        if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
-                return -errno;
-        /* A proc of the sandbox's own pid namespace: it shows only the script's processes. */
-        int r = mount_proc();
-        return r < 0 ? r : mask_proc();
 }

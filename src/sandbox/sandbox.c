@@ -2,8 +2,9 @@
  *   1. parent-death signal, so nothing outlives the zygote;
  *   2. the slot's network namespace and cgroups, then a cgroup namespace rooted there,
  *      while we are still root and hold the descriptors;
- *   3. descriptors: 0..3 installed, everything else closed;
- *   4. mounts (/tmp, /proc) and host name, needing CAP_SYS_ADMIN;
+ *   3. descriptors: 1..3 installed, everything else closed;
+ *   4. mounts (the sandbox's own view: view.c), then stdin from its /dev/null, and host
+ *      name, needing CAP_SYS_ADMIN;
  *   5. signals and rlimits, while limits may still be raised;
  *   6. capabilities (bounding set, securebits), then the unprivileged uid/gid, then
  *      no_new_privs;
@@ -129,23 +130,40 @@ int sandbox_apply_job_limits(uint64_t as_bytes, uint32_t cpu_seconds)
         return 0;
 }
 
-/* Moves io[i] to descriptor number i, then closes everything else. The sources may
- * themselves be small numbers, so everything is lifted above the targets first. */
-static int install_fds(int io[4])
+/* Moves io[i] to descriptor number i + 1, then closes everything else, 0 included (see
+ * open_stdin). The sources may themselves be small numbers, so everything is lifted above
+ * the targets first. */
+static int install_fds(int io[3])
 {
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < 3; i++) {
                 int hi = fcntl(io[i], F_DUPFD_CLOEXEC, 16);
                 if (hi < 0)
                         return -errno;
                 io[i] = hi;
         }
-        for (int i = 0; i < 4; i++) {
-                if (dup2(io[i], i) < 0) /* dup2 leaves the target without CLOEXEC */
+        for (int i = 0; i < 3; i++) {
+                if (dup2(io[i], i + 1) < 0) /* dup2 leaves the target without CLOEXEC */
                         return -errno;
-                io[i] = i;
+                io[i] = i + 1;
         }
-        if (syscall(SYS_close_range, 4U, ~0U, 0) < 0)
+        if (syscall(SYS_close_range, 4U, ~0U, 0) < 0 || (close(0) < 0 && errno != EBADF))
                 return -errno;
+        return 0;
+}
+
+/* Standard input: /dev/null, opened only once the sandbox's view is in place, so that it is
+ * the sandbox's own node (a lock on the host's would be seen by everyone). It takes the
+ * lowest free number, 0, and stays open across exec. */
+static int open_stdin(void)
+{
+        int fd = open("/dev/null", O_RDONLY);
+
+        if (fd < 0)
+                return -errno;
+        if (fd != 0) {
+                (void) close(fd);
+                return -EBADF;
+        }
         return 0;
 }
 
@@ -191,8 +209,10 @@ static int drop_privileges(const SandboxParams *p, SandboxStage *stage)
         return 0;
 }
 
-int sandbox_enter(const SandboxParams *p, int io[4], SandboxStage *ret_stage)
+int sandbox_enter(const SandboxParams *p, int io[3], SandboxStage *ret_stage)
 {
+        char why[160]; /* what failed, in words: a sandbox reports only its stage and errno
+                        * (mount_probe_view, at start, reports the words) */
         SandboxStage stage;
         int r = 0;
 
@@ -225,7 +245,11 @@ int sandbox_enter(const SandboxParams *p, int io[4], SandboxStage *ret_stage)
                 goto fail;
 
         stage = SANDBOX_STAGE_MOUNTS;
-        if (p->layers & LAYER_MOUNTNS && (r = mount_sandbox(p->uid, p->gid, p->tmp_bytes)) < 0)
+        if (p->layers & LAYER_MOUNTNS &&
+            (r = mount_sandbox(p->uid, p->gid, p->tmp_bytes, p->trees, why, sizeof(why))) < 0)
+                goto fail;
+        stage = SANDBOX_STAGE_FDS;
+        if ((r = open_stdin()) < 0)
                 goto fail;
 
         stage = SANDBOX_STAGE_HOSTNAME;

@@ -50,6 +50,7 @@ typedef struct SandboxParams {
         uint32_t cpu_seconds;                   /* RLIMIT_CPU */
         unsigned nproc;                         /* RLIMIT_NPROC (per uid: each slot has its own) */
         uint64_t tmp_bytes;                     /* size of the private /tmp */
+        uint32_t trees;                         /* mount_build_root's read-only trees */
         int netns_fd;                           /* the slot's network namespace */
         int cgroup_fds[SANDBOX_MAX_CGROUP_FDS]; /* the slot's cgroup.procs files */
         size_t n_cgroup_fds;
@@ -60,10 +61,11 @@ typedef struct SandboxParams {
 uint64_t sandbox_clone_flags(uint32_t layers);
 
 /* Applies every enabled layer to the calling (freshly cloned) process. `io` holds the
- * descriptors that become 0..3 (stdin, stdout, stderr, ctl); every other descriptor is
- * closed, and `io` is updated to the numbers they have when this returns. Returns 0, or
- * -errno with the failing stage in *ret_stage. */
-int sandbox_enter(const SandboxParams *p, int io[4], SandboxStage *ret_stage);
+ * descriptors that become 1..3 (stdout, stderr, ctl); stdin (0) becomes /dev/null of the
+ * sandbox's own view, opened once that is in place; every other descriptor is closed, and
+ * `io` is updated to the numbers they have when this returns. Returns 0, or -errno with
+ * the failing stage in *ret_stage. */
+int sandbox_enter(const SandboxParams *p, int io[3], SandboxStage *ret_stage);
 
 /* Lowers the address-space and CPU limits for one job (a request may only lower them). */
 int sandbox_apply_job_limits(uint64_t as_bytes, uint32_t cpu_seconds);
@@ -74,15 +76,41 @@ uint64_t sandbox_as_limit(uint64_t zygote_vm_size, uint32_t memory_mb);
 
 const char *sandbox_stage_name(int stage);
 
-/* mount.c: the zygote's read-only root (private mount namespace + pivot_root), and the
- * per-sandbox /tmp and /proc. */
-int mount_build_root(uid_t uid_base, unsigned slots, char *errbuf, size_t errlen);
-int mount_proc(void);
+/* mount.c: the zygote's read-only root (private mount namespace + pivot_root), which every
+ * sandbox's own view is made from (view.c). */
+/* The host's read-only trees: mount_trees[i] is bind-mounted into the zygote's root, and
+ * bit i set in a `trees` mask, where it is a directory (usr always; the others where /usr
+ * is not merged). */
+#define MOUNT_N_TREES  7
+#define MOUNT_TREE_USR (1u << 0)
+extern const char *const mount_trees[MOUNT_N_TREES];
+/* The device nodes of the view's /dev. */
+#define MOUNT_N_DEV_NODES 4
+extern const char *const mount_dev_nodes[MOUNT_N_DEV_NODES];
+/* An empty tmpfs of the zygote's root: the second lower layer of every overlay. */
+#define MOUNT_EMPTY "/proc"
+/* Builds the root and pivots into it; the trees it mounted go to *ret_trees. Returns 0 or
+ * -errno with what failed in errbuf. */
+int mount_build_root(uid_t uid_base, unsigned slots, uint32_t *ret_trees, char *errbuf,
+                     size_t errlen);
+/* Formats "what path: strerror(errno)" into errbuf and returns -errno. */
+int mount_error(char *errbuf, size_t errlen, const char *what, const char *path);
 /* A small tmpfs on the pivoted zygote's /tmp while it preloads (a module may want a writable
  * directory: matplotlib writes its font cache on import), unmounted (MNT_DETACH, dropping
  * whatever was written) before the first sandbox is cloned. */
 int mount_preload_tmp(void);
-int mount_sandbox(uid_t uid, gid_t gid, uint64_t tmp_bytes);
+
+/* view.c: each sandbox's own view (overlays of the zygote's root and trees, device nodes,
+ * /tmp, /proc), built by the sandbox in its own mount namespace. */
+int mount_proc(void);
+/* Builds the view of a sandbox running as uid/gid, with a /tmp of tmp_bytes, and pivots
+ * into it. Returns 0 or -errno with what failed in errbuf. */
+int mount_sandbox(uid_t uid, gid_t gid, uint64_t tmp_bytes, uint32_t trees, char *errbuf,
+                  size_t errlen);
+/* Start-up check, in the zygote: builds a sandbox's view in a throw-away child, so that a
+ * host where overlayfs or the device nodes do not work is refused at start, with what
+ * failed in errbuf, rather than failing every request. Returns 0 or -errno. */
+int mount_probe_view(uint32_t trees, char *errbuf, size_t errlen);
 
 /* ns.c: one network namespace per slot. */
 int netns_create(int *ret_fd);

@@ -44,6 +44,7 @@ static struct {
         ZygoteConfig cfg;
         uint64_t vm_size;
         Slot *slots;
+        uint32_t trees; /* the read-only trees of the root (mount_build_root) */
         SeccompProgram seccomp;
         int background_nice; /* a ZYGOTE_SPAWN_BACKGROUND sandbox's nice value */
 } zygote;
@@ -134,11 +135,12 @@ static _Noreturn void sandbox_child(uint32_t slot, uint32_t flags, int ctl, int 
                 .cpu_seconds = zygote.cfg.timeout_ms / 1000 + 1,
                 .nproc = zygote.cfg.pids_max,
                 .tmp_bytes = zygote.cfg.tmp_size,
+                .trees = zygote.trees,
                 .netns_fd = sl->netns_fd,
                 .n_cgroup_fds = sl->n_cgroup_fds,
                 .seccomp = &zygote.seccomp,
         };
-        int io[4] = {-EBADF, out, err, ctl};
+        int io[3] = {out, err, ctl};
         SandboxJob job;
         char *script = NULL, *input = NULL, *frame = NULL;
         size_t frame_len = 0;
@@ -154,12 +156,7 @@ static _Noreturn void sandbox_child(uint32_t slot, uint32_t flags, int ctl, int 
         runtime_after_fork_child();
         phase("after_fork");
 
-        io[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (io[0] < 0) {
-                r = -errno;
-                stage = SANDBOX_STAGE_FDS;
-        } else
-                r = sandbox_enter(&params, io, &stage);
+        r = sandbox_enter(&params, io, &stage);
         phase("layers");
         if (r == 0) {
                 /* Python code runs from here on: under every layer, seccomp included. */
@@ -175,10 +172,10 @@ static _Noreturn void sandbox_child(uint32_t slot, uint32_t flags, int ctl, int 
                 hello.stage = (int32_t) stage;
                 hello.err = -r;
         }
-        if (write_all(io[3], &hello, sizeof(hello)) < 0 || r < 0)
+        if (write_all(io[2], &hello, sizeof(hello)) < 0 || r < 0)
                 _exit(SANDBOX_EXIT_SETUP);
 
-        /* io[3] is fd 3 now. */
+        /* io[2] is fd 3 now. */
         if (read_exact(3, &job, sizeof(job)) < 0 || job.magic != SANDBOX_MAGIC ||
             job.script_len > SCRIPT_MAX || job.input_len > SCRIPT_MAX)
                 _exit(SANDBOX_EXIT_JOB);
@@ -422,7 +419,11 @@ static int prepare_slots(int sock, char *errbuf, size_t errlen)
         }
 
         if (layers & LAYER_MOUNTNS) {
-                r = mount_build_root(zygote.cfg.uid_base, zygote.cfg.slots, errbuf, errlen);
+                r = mount_build_root(zygote.cfg.uid_base, zygote.cfg.slots, &zygote.trees, errbuf,
+                                     errlen);
+                if (r < 0)
+                        return r;
+                r = mount_probe_view(zygote.trees, errbuf, errlen);
                 if (r < 0)
                         return r;
         }

@@ -1,0 +1,209 @@
+/* Each sandbox's own view of the file system, assembled by the sandbox itself
+ * (mount_sandbox) in the mount namespace it was cloned with, a copy of the zygote's
+ * (mount.c).
+ *
+ * Why its own: what the kernel attaches to an inode is shared by everyone who reaches that
+ * inode, POSIX record locks included (fcntl F_SETLK/F_GETLK, which sqlite3 needs, so the
+ * seccomp filter allows them). A read lock on a file or directory of a shared tree would be
+ * visible to every other request's F_GETLK, and a write lock on a shared device node would
+ * block the others' locks on it (issue 13, finding 6; docs/THREAT-MODEL.md). So no file
+ * system a script can reach by path is shared with another sandbox or the host: each is an
+ * overlayfs this sandbox mounts (lower layers only, so read-only), whose inodes, and so
+ * whose locks, are its own, or a file system that is its own anyway:
+ *   /            an overlay of the zygote's root (its /etc, the /dev directory);
+ *   /usr         an overlay of the host's /usr (and /bin, /lib... where they are trees);
+ *   /dev/null, zero, random, urandom: binds of the nodes of an overlay of the host's /dev,
+ *                which is itself never in the view (it has every device of the host);
+ *   /tmp         a tmpfs; /proc, a proc of the sandbox's pid namespace.
+ * The new root is assembled on the zygote's empty /tmp, pivoted into, and the zygote's tree
+ * detached: nothing of it stays reachable. Everything is undone by the kernel when the
+ * sandbox's mount namespace dies with it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sandbox/sandbox.h"
+#include "util/macro.h"
+
+#define VIEW      "/tmp"      /* the new root is assembled here, on the zygote's empty /tmp */
+#define HOST_DEV  "/dev"      /* the zygote's bind of the host's /dev */
+#define DEV_LAYER MOUNT_EMPTY /* the overlay of HOST_DEV sits here, until the pivot */
+
+/* An overlay of `lower` (a directory of the zygote's tree) on `dst`, with the empty tmpfs as
+ * its second layer: without an upper layer overlayfs needs two, and mounts it read-only. */
+static int overlay(const char *lower, const char *dst, unsigned long flags, char *errbuf,
+                   size_t errlen)
+{
+        char opts[64];
+
+        (void) snprintf(opts, sizeof(opts), "lowerdir=%s:" MOUNT_EMPTY, lower);
+        if (mount("overlay", dst, "overlay", MS_RDONLY | flags, opts) < 0)
+                return mount_error(errbuf, errlen, "mount an overlay (overlayfs) of", lower);
+        return 0;
+}
+
+/* Binds the node `name` of the overlay of the host's /dev onto the view's /dev/name, once
+ * it is sure to be the host's device. Where the host's own node is a bind mount (as a
+ * user-namespaced container makes them), the overlay shows the file under that bind, and
+ * /dev/null would be an empty read-only file: that is refused, not served. */
+static int bind_node(const char *name, char *errbuf, size_t errlen)
+{
+        char host[32], layer[32], dst[32];
+        struct stat hst, lst;
+
+        (void) snprintf(host, sizeof(host), HOST_DEV "/%s", name);
+        (void) snprintf(layer, sizeof(layer), DEV_LAYER "/%s", name);
+        (void) snprintf(dst, sizeof(dst), VIEW "/dev/%s", name);
+        if (stat(host, &hst) < 0)
+                return mount_error(errbuf, errlen, "stat", host);
+        if (stat(layer, &lst) < 0)
+                return mount_error(errbuf, errlen, "stat the overlay's", host);
+        if (!S_ISCHR(hst.st_mode) || !S_ISCHR(lst.st_mode) || hst.st_rdev != lst.st_rdev) {
+                (void) snprintf(errbuf, errlen,
+                                "the overlay of /dev shows no device node for %s (is the "
+                                "host's node a bind mount?)",
+                                host);
+                return -ENODEV;
+        }
+        if (mount(layer, dst, NULL, MS_BIND, NULL) < 0)
+                return mount_error(errbuf, errlen, "bind", host);
+        return 0;
+}
+
+int mount_proc(void)
+{
+        if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Host facts that a fresh proc shows every namespace and no workload needs: the kernel's
+ * whole configuration and command line, the host's disks and their I/O counters (a
+ * timing channel between requests), interrupt counts, kernel symbols and debug tables.
+ * /dev/null (the sandbox's own node) is bound over each, as Docker does for its masked
+ * paths: reads see an empty file. A path this kernel lacks is skipped. */
+static int mask_proc(char *errbuf, size_t errlen)
+{
+        static const char *const masked[] = {
+                "/proc/config.gz",  "/proc/cmdline",     "/proc/partitions",    "/proc/diskstats",
+                "/proc/interrupts", "/proc/kallsyms",    "/proc/kcore",         "/proc/keys",
+                "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(masked); i++)
+                if (mount("/dev/null", masked[i], NULL, MS_BIND, NULL) < 0 && errno != ENOENT)
+                        return mount_error(errbuf, errlen, "mask", masked[i]);
+        return 0;
+}
+
+int mount_sandbox(uid_t uid, gid_t gid, uint64_t tmp_bytes, uint32_t trees, char *errbuf,
+                  size_t errlen)
+{
+        char opts[128];
+        int r;
+
+        /* The root: the zygote's /etc and /dev directory; nothing on it runs. */
+        if ((r = overlay("/", VIEW, MS_NOSUID | MS_NODEV | MS_NOEXEC, errbuf, errlen)) < 0)
+                return r;
+        for (unsigned i = 0; i < MOUNT_N_TREES; i++) {
+                char lower[32], dst[32];
+
+                if (!(trees & (1u << i)))
+                        continue;
+                (void) snprintf(lower, sizeof(lower), "/%s", mount_trees[i]);
+                (void) snprintf(dst, sizeof(dst), VIEW "/%s", mount_trees[i]);
+                if ((r = overlay(lower, dst, MS_NOSUID | MS_NODEV, errbuf, errlen)) < 0)
+                        return r;
+        }
+        /* Device nodes open through a mount without nodev: this one, never in the view. It
+         * covers MOUNT_EMPTY, so it is the last overlay. */
+        if ((r = overlay(HOST_DEV, DEV_LAYER, MS_NOSUID | MS_NOEXEC, errbuf, errlen)) < 0)
+                return r;
+        for (size_t i = 0; i < MOUNT_N_DEV_NODES; i++)
+                if ((r = bind_node(mount_dev_nodes[i], errbuf, errlen)) < 0)
+                        return r;
+
+        /* Only /tmp is writable; nr_inodes caps a flood of empty files as size caps bytes. */
+        (void) snprintf(opts, sizeof(opts),
+                        "size=%" PRIu64 ",nr_inodes=16384,mode=0700,uid=%u,gid=%u", tmp_bytes,
+                        (unsigned) uid, (unsigned) gid);
+        if (mount("tmpfs", VIEW "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+                return mount_error(errbuf, errlen, "mount tmpfs on", "/tmp");
+
+        /* As in mount_build_root: the zygote's tree ends up stacked on the new root, and is
+         * detached with everything mounted on it. */
+        if (chdir(VIEW) < 0)
+                return mount_error(errbuf, errlen, "chdir", VIEW);
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+                return mount_error(errbuf, errlen, "pivot_root", VIEW);
+        if (umount2(".", MNT_DETACH) < 0)
+                return mount_error(errbuf, errlen, "detach", "the zygote's root");
+        if (chdir("/") < 0)
+                return mount_error(errbuf, errlen, "chdir", "/");
+
+        /* A proc of the sandbox's own pid namespace: it shows only the script's processes. */
+        if ((r = mount_proc()) < 0) {
+                errno = -r;
+                return mount_error(errbuf, errlen, "mount proc on", "/proc");
+        }
+        return mask_proc(errbuf, errlen);
+}
+
+int mount_probe_view(uint32_t trees, char *errbuf, size_t errlen)
+{
+        struct {
+                int32_t err;
+                char what[200];
+        } msg = {0};
+        int p[2], status;
+        pid_t pid;
+        ssize_t n;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0) {
+                int r = -errno;
+                (void) close(p[0]);
+                (void) close(p[1]);
+                return r;
+        }
+        if (pid == 0) {
+                (void) close(p[0]);
+                if (unshare(CLONE_NEWNS) < 0)
+                        msg.err = -mount_error(msg.what, sizeof(msg.what), "unshare",
+                                               "mount namespace");
+                else
+                        msg.err = -mount_sandbox(65534, 65534, 1 << 20, trees, msg.what,
+                                                 sizeof(msg.what));
+                _exit(write(p[1], &msg, sizeof(msg)) == (ssize_t) sizeof(msg) ? 0 : 1);
+        }
+        (void) close(p[1]);
+        do
+                n = read(p[0], &msg, sizeof(msg));
+        while (n < 0 && errno == EINTR);
+        (void) close(p[0]);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        if (n != (ssize_t) sizeof(msg) || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                (void) snprintf(errbuf, errlen, "the probe of a sandbox's view died");
+                return -EIO;
+        }
+        if (msg.err == 0)
+                return 0;
+        msg.what[sizeof(msg.what) - 1] = '\0';
+        (void) snprintf(errbuf, errlen,
+                        "cannot build a sandbox's own read-only view (overlayfs: per-sandbox "
+                        "inodes, so that no lock is shared; docs/THREAT-MODEL.md): %s",
+                        msg.what);
+        return msg.err > 0 ? -msg.err : -EIO;
+}
