@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from .conftest import BINARY, clean_env, require, require_binary, require_root
+from .conftest import BINARY, COMMON_FLAGS, clean_env, require, require_binary, require_root
 
 
 def run_server_briefly(*argv, timeout=120):
@@ -109,3 +109,54 @@ def test_unknown_layer_name_is_refused():
                           capture_output=True, text=True, env=clean_env())
     assert proc.returncode != 0
     assert "disable-layers" in proc.stderr
+
+
+# -- each sandbox's own view (src/sandbox/view.c) -----------------------------------------
+
+
+def start_in_mount_namespace(setup):
+    """Starts a server in a private mount namespace that the shell commands `setup` have
+    prepared (the host as it would look in such a container); it is expected to refuse."""
+    require_binary()
+    require_root()
+    require(shutil.which("unshare"), "unshare (util-linux) is not installed")
+    script = (f"set -e\n{setup}\nexec {BINARY} --listen 127.0.0.1 --port 0 --log-format json "
+              f"--preload '' {' '.join(COMMON_FLAGS)}\n")
+    return run_server_briefly("unshare", "--mount", "--propagation", "private", "sh", "-c",
+                              script)
+
+
+VIEW_REFUSED = "Cannot start: cannot build a sandbox's own read-only view (overlayfs"
+
+
+def test_refuses_to_start_where_device_nodes_are_bind_mounts(tmp_path):
+    """A user-namespaced container binds /dev/null and the others from outside onto empty
+    files. The overlay of /dev then shows those files, not devices: a sandbox's /dev/null
+    would be an empty read-only file (writes to it failing as the script's error), so the
+    start-up probe refuses, saying which node."""
+    real = tmp_path / "dev"
+    real.mkdir()
+    nodes = " ".join(("null", "zero", "random", "urandom"))
+    proc = start_in_mount_namespace(
+        f"mount --bind /dev {real}\nmount -t tmpfs -o mode=0755 tmpfs /dev\n"
+        f"for n in {nodes}; do touch /dev/$n; mount --bind {real}/$n /dev/$n; done")
+    assert proc.returncode == 1, proc.stderr
+    assert VIEW_REFUSED in proc.stderr, proc.stderr
+    assert "the overlay of /dev shows no device node for /dev/null" in proc.stderr, proc.stderr
+    assert "listening" not in proc.stderr, proc.stderr
+
+
+def test_refuses_to_start_where_usr_cannot_be_overlaid(tmp_path):
+    """Overlayfs stacks at most two deep: a /usr that is already an overlay of an overlay
+    (a container nested in one) cannot have a sandbox's overlay on top. The start-up probe
+    refuses, naming overlayfs and /usr, instead of failing every request."""
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    proc = start_in_mount_namespace(
+        "\n".join(f"mount -t tmpfs tmpfs {tmp_path / d}\n"
+                  f"mount -t overlay overlay -o lowerdir=/usr:{tmp_path / d} /usr"
+                  for d in ("a", "b")))
+    assert proc.returncode == 1, proc.stderr
+    assert VIEW_REFUSED in proc.stderr, proc.stderr
+    assert "mount an overlay (overlayfs) of /usr: Invalid argument" in proc.stderr, proc.stderr
+    assert "listening" not in proc.stderr, proc.stderr
