@@ -51,6 +51,21 @@ int mount_error(char *errbuf, size_t errlen, const char *what, const char *path)
         return r;
 }
 
+int mount_pivot(const char *newroot, char *errbuf, size_t errlen)
+{
+        /* pivot_root(".", ".") stacks the old root on top of the new one; detaching it
+         * leaves only the new root. */
+        if (chdir(newroot) < 0)
+                return mount_error(errbuf, errlen, "chdir", newroot);
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+                return mount_error(errbuf, errlen, "pivot_root", newroot);
+        if (umount2(".", MNT_DETACH) < 0)
+                return mount_error(errbuf, errlen, "detach", "the old root");
+        if (chdir("/") < 0)
+                return mount_error(errbuf, errlen, "chdir", "/");
+        return 0;
+}
+
 /* Read-only bind of a host path into the new root (the path must exist there). */
 static int bind_ro(const char *src, const char *dst, unsigned long extra, char *errbuf,
                    size_t errlen)
@@ -340,16 +355,9 @@ int mount_build_root(uid_t uid_base, unsigned slots, uint32_t *ret_trees, char *
                   MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555") < 0)
                 return mount_error(errbuf, errlen, "mount an empty tmpfs on", NEWROOT MOUNT_EMPTY);
 
-        /* pivot_root(".", ".") stacks the old root on top of the new one; detaching it
-         * leaves only the new root (no directory of the host is reachable any more). */
-        if (chdir(NEWROOT) < 0)
-                return mount_error(errbuf, errlen, "chdir", NEWROOT);
-        if (syscall(SYS_pivot_root, ".", ".") < 0)
-                return mount_error(errbuf, errlen, "pivot_root", NEWROOT);
-        if (umount2(".", MNT_DETACH) < 0)
-                return mount_error(errbuf, errlen, "detach", "old root");
-        if (chdir("/") < 0)
-                return mount_error(errbuf, errlen, "chdir", "/");
+        /* No directory of the host is reachable any more. */
+        if ((r = mount_pivot(NEWROOT, errbuf, errlen)) < 0)
+                return r;
         if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | RO_FLAGS, NULL) < 0)
                 return mount_error(errbuf, errlen, "remount read-only", "/");
         *ret_trees = trees;

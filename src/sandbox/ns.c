@@ -47,28 +47,8 @@ enum { PROBE_UNSHARE = 1, PROBE_MOUNT = 2, PROBE_PIVOT = 3 };
  * pivot_root even to a container granted CAP_SYS_ADMIN. */
 #define PROBE_NO_PATH "/.pyexecd-probe-does-not-exist"
 
-static _Noreturn void probe_child(uint32_t layers, int fd)
+int probe_in_child(void (*fn)(const void *arg, void *msg), const void *arg, void *msg, size_t len)
 {
-        uint64_t flags = sandbox_clone_flags(layers);
-        unsigned char msg[2] = {0, 0};
-
-        if (layers & LAYER_NETNS)
-                flags |= CLONE_NEWNET;
-        if (layers & LAYER_CGROUPNS)
-                flags |= CLONE_NEWCGROUP;
-        if (unshare((int) flags) < 0)
-                msg[0] = PROBE_UNSHARE, msg[1] = (unsigned char) errno;
-        else if (layers & LAYER_MOUNTNS && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-                msg[0] = PROBE_MOUNT, msg[1] = (unsigned char) errno;
-        else if (layers & LAYER_MOUNTNS &&
-                 syscall(SYS_pivot_root, PROBE_NO_PATH, PROBE_NO_PATH) < 0 && errno == EPERM)
-                msg[0] = PROBE_PIVOT, msg[1] = (unsigned char) errno;
-        _exit(write(fd, msg, sizeof(msg)) == (ssize_t) sizeof(msg) ? 0 : 1);
-}
-
-int ns_probe(uint32_t layers, char *errbuf, size_t errlen)
-{
-        unsigned char msg[2];
         int p[2], status;
         pid_t pid;
         ssize_t n;
@@ -84,20 +64,50 @@ int ns_probe(uint32_t layers, char *errbuf, size_t errlen)
         }
         if (pid == 0) {
                 (void) close(p[0]);
-                probe_child(layers, p[1]);
+                fn(arg, msg);
+                _exit(write(p[1], msg, len) == (ssize_t) len ? 0 : 1);
         }
         (void) close(p[1]);
         do
-                n = read(p[0], msg, sizeof(msg));
+                n = read(p[0], msg, len);
         while (n < 0 && errno == EINTR);
         (void) close(p[0]);
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
                         return -errno;
-        if (n != (ssize_t) sizeof(msg) || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                (void) snprintf(errbuf, errlen, "the namespace probe died");
+        if (n != (ssize_t) len || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 return -EIO;
-        }
+        return 0;
+}
+
+static void probe_child(const void *arg, void *ret_msg)
+{
+        uint32_t layers = *(const uint32_t *) arg;
+        uint64_t flags = sandbox_clone_flags(layers);
+        unsigned char *msg = ret_msg;
+
+        if (layers & LAYER_NETNS)
+                flags |= CLONE_NEWNET;
+        if (layers & LAYER_CGROUPNS)
+                flags |= CLONE_NEWCGROUP;
+        if (unshare((int) flags) < 0)
+                msg[0] = PROBE_UNSHARE, msg[1] = (unsigned char) errno;
+        else if (layers & LAYER_MOUNTNS && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                msg[0] = PROBE_MOUNT, msg[1] = (unsigned char) errno;
+        else if (layers & LAYER_MOUNTNS &&
+                 syscall(SYS_pivot_root, PROBE_NO_PATH, PROBE_NO_PATH) < 0 && errno == EPERM)
+                msg[0] = PROBE_PIVOT, msg[1] = (unsigned char) errno;
+}
+
+int ns_probe(uint32_t layers, char *errbuf, size_t errlen)
+{
+        unsigned char msg[2] = {0, 0};
+        int r = probe_in_child(probe_child, &layers, msg, sizeof(msg));
+
+        if (r == -EIO)
+                (void) snprintf(errbuf, errlen, "the namespace probe died");
+        if (r < 0)
+                return r;
         if (msg[0] == 0)
                 return 0;
         (void) snprintf(errbuf, errlen, "%s: %s",

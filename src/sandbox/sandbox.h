@@ -95,6 +95,9 @@ int mount_build_root(uid_t uid_base, unsigned slots, uint32_t *ret_trees, char *
                      size_t errlen);
 /* Formats "what path: strerror(errno)" into errbuf and returns -errno. */
 int mount_error(char *errbuf, size_t errlen, const char *what, const char *path);
+/* Makes the mount on `newroot` the root, detaches the old one and everything on it, and
+ * changes to "/". Returns 0 or -errno with what failed in errbuf. */
+int mount_pivot(const char *newroot, char *errbuf, size_t errlen);
 /* A small tmpfs on the pivoted zygote's /tmp while it preloads (a module may want a writable
  * directory: matplotlib writes its font cache on import), unmounted (MNT_DETACH, dropping
  * whatever was written) before the first sandbox is cloned. */
@@ -115,6 +118,10 @@ int mount_probe_view(uint32_t trees, char *errbuf, size_t errlen);
 /* ns.c: one network namespace per slot. */
 int netns_create(int *ret_fd);
 int netns_enter(int fd);
+/* Runs fn(arg, msg) in a forked child, which fills the `len` bytes at msg; they come back
+ * to the caller's msg. For start-up probes, which must not change the caller (namespaces,
+ * mounts). Returns 0, -errno if no child could be started, -EIO if it died unanswered. */
+int probe_in_child(void (*fn)(const void *arg, void *msg), const void *arg, void *msg, size_t len);
 /* Start-up probe, in a child: creates the namespaces of `layers` and changes a mount's
  * propagation, as every sandbox will. Fails in about a millisecond where a container
  * forbids it (no CAP_SYS_ADMIN, Docker's default seccomp or AppArmor profile), instead of

@@ -19,16 +19,12 @@
  * detached: nothing of it stays reachable. Everything is undone by the kernel when the
  * sandbox's mount namespace dies with it. */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "sandbox/sandbox.h"
 #include "util/macro.h"
@@ -138,16 +134,9 @@ int mount_sandbox(uid_t uid, gid_t gid, uint64_t tmp_bytes, uint32_t trees, char
         if (mount("tmpfs", VIEW "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
                 return mount_error(errbuf, errlen, "mount tmpfs on", "/tmp");
 
-        /* As in mount_build_root: the zygote's tree ends up stacked on the new root, and is
-         * detached with everything mounted on it. */
-        if (chdir(VIEW) < 0)
-                return mount_error(errbuf, errlen, "chdir", VIEW);
-        if (syscall(SYS_pivot_root, ".", ".") < 0)
-                return mount_error(errbuf, errlen, "pivot_root", VIEW);
-        if (umount2(".", MNT_DETACH) < 0)
-                return mount_error(errbuf, errlen, "detach", "the zygote's root");
-        if (chdir("/") < 0)
-                return mount_error(errbuf, errlen, "chdir", "/");
+        /* The zygote's tree is detached, with everything mounted on it. */
+        if ((r = mount_pivot(VIEW, errbuf, errlen)) < 0)
+                return r;
 
         /* A proc of the sandbox's own pid namespace: it shows only the script's processes. */
         if ((r = mount_proc()) < 0) {
@@ -157,46 +146,31 @@ int mount_sandbox(uid_t uid, gid_t gid, uint64_t tmp_bytes, uint32_t trees, char
         return mask_proc(errbuf, errlen);
 }
 
+typedef struct ProbeMsg {
+        int32_t err;
+        char what[200];
+} ProbeMsg;
+
+static void probe_view(const void *arg, void *ret_msg)
+{
+        ProbeMsg *msg = ret_msg;
+
+        if (unshare(CLONE_NEWNS) < 0)
+                msg->err = -mount_error(msg->what, sizeof(msg->what), "unshare", "mount namespace");
+        else
+                msg->err = -mount_sandbox(65534, 65534, 1 << 20, *(const uint32_t *) arg, msg->what,
+                                          sizeof(msg->what));
+}
+
 int mount_probe_view(uint32_t trees, char *errbuf, size_t errlen)
 {
-        struct {
-                int32_t err;
-                char what[200];
-        } msg = {0};
-        int p[2], status;
-        pid_t pid;
-        ssize_t n;
+        ProbeMsg msg = {0};
+        int r = probe_in_child(probe_view, &trees, &msg, sizeof(msg));
 
-        if (pipe2(p, O_CLOEXEC) < 0)
-                return -errno;
-        pid = fork();
-        if (pid < 0) {
-                int r = -errno;
-                (void) close(p[0]);
-                (void) close(p[1]);
+        if (r < 0) {
+                (void) snprintf(errbuf, errlen, "the probe of a sandbox's view failed: %s",
+                                strerror(-r));
                 return r;
-        }
-        if (pid == 0) {
-                (void) close(p[0]);
-                if (unshare(CLONE_NEWNS) < 0)
-                        msg.err = -mount_error(msg.what, sizeof(msg.what), "unshare",
-                                               "mount namespace");
-                else
-                        msg.err = -mount_sandbox(65534, 65534, 1 << 20, trees, msg.what,
-                                                 sizeof(msg.what));
-                _exit(write(p[1], &msg, sizeof(msg)) == (ssize_t) sizeof(msg) ? 0 : 1);
-        }
-        (void) close(p[1]);
-        do
-                n = read(p[0], &msg, sizeof(msg));
-        while (n < 0 && errno == EINTR);
-        (void) close(p[0]);
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return -errno;
-        if (n != (ssize_t) sizeof(msg) || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                (void) snprintf(errbuf, errlen, "the probe of a sandbox's view died");
-                return -EIO;
         }
         if (msg.err == 0)
                 return 0;
