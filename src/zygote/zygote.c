@@ -541,12 +541,14 @@ _Noreturn void zygote_main(void)
                 send_ready(sock, -errno, "cannot mount /proc in the zygote");
                 _exit(1);
         }
+        /* Before the heap is collapsed: the zygote's own writes while the probe child shares
+         * its pages would split those huge pages for good. */
+        learn_prefault();
         {
                 uint64_t huge = collapse_heap();
                 log_event(LOG_LEVEL_DEBUG, NULL, NULL, "%llu MiB of the zygote in huge pages",
                           (unsigned long long) (huge >> 20));
         }
-        learn_prefault();
         r = proc_status_value("Threads", &threads);
         (void) proc_status_value("VmSize", &zygote.vm_size);
         if (zygote.cfg.layers & LAYER_MOUNTNS && umount2("/proc", MNT_DETACH) < 0) {
