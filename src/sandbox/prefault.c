@@ -145,11 +145,22 @@ static _Noreturn void probe_child(int (*probe)(void), const Area *areas, size_t 
         _exit(0);
 }
 
+/* Scratch memory of its own mapping, unmapped after: not the zygote's heap, which every
+ * sandbox copies page tables of (measured: learning through malloc left hello requests
+ * ~2 % more CPU). */
+static void *scratch(size_t len)
+{
+        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+}
+
 int prefault_learn(int (*probe)(void), size_t max_pages, PrefaultSet *s)
 {
-        size_t page_size = (size_t) sysconf(_SC_PAGESIZE), n_areas = 0, most = 0, n = 0;
-        Area *areas = calloc(MAX_AREAS, sizeof(Area));
-        uint64_t *after = NULL;
+        size_t page_size = (size_t) sysconf(_SC_PAGESIZE), n_areas = 0, most = 0, total = 0, n = 0,
+               buf_len = 0;
+        const size_t areas_len = MAX_AREAS * sizeof(Area);
+        Area *areas = scratch(areas_len);
+        uint64_t *buf = NULL, *after;
         int fd = -EBADF, pipefd[2] = {-EBADF, -EBADF}, status, r;
         pid_t pid;
 
@@ -165,24 +176,25 @@ int prefault_learn(int (*probe)(void), size_t max_pages, PrefaultSet *s)
         }
         for (size_t i = 0; i < n_areas; i++) {
                 size_t pages = (areas[i].hi - areas[i].lo) / page_size;
-                areas[i].before = malloc(pages * sizeof(uint64_t));
-                if (!areas[i].before) {
-                        r = -ENOMEM;
-                        goto out;
-                }
+                total += pages;
                 if (pages > most)
                         most = pages;
         }
         /* Everything the child needs is allocated before the fork, so that its own
          * bookkeeping writes as few pages as possible besides the probe's. */
-        after = malloc(most * sizeof(uint64_t));
-        if (!after || pipe2(pipefd, O_CLOEXEC) < 0) {
-                r = after ? -errno : -ENOMEM;
+        buf_len = (total + most) * sizeof(uint64_t);
+        buf = scratch(buf_len);
+        if (!buf || pipe2(pipefd, O_CLOEXEC) < 0) {
+                r = buf ? -errno : -ENOMEM;
                 goto out;
         }
-        for (size_t i = 0; i < n_areas; i++)
+        after = buf + total;
+        for (size_t i = 0, at = 0; i < n_areas; i++) {
+                areas[i].before = buf + at;
+                at += (areas[i].hi - areas[i].lo) / page_size;
                 if ((r = read_pagemap(fd, &areas[i], page_size, areas[i].before)) < 0)
                         goto out;
+        }
 
         pid = fork();
         if (pid < 0) {
@@ -214,10 +226,9 @@ int prefault_learn(int (*probe)(void), size_t max_pages, PrefaultSet *s)
         if (r < 0)
                 prefault_free(s);
 out:
-        for (size_t i = 0; i < n_areas; i++)
-                free(areas[i].before);
-        free(areas);
-        free(after);
+        if (buf)
+                (void) munmap(buf, buf_len);
+        (void) munmap(areas, areas_len);
         (void) safe_close(fd);
         (void) safe_close(pipefd[0]);
         (void) safe_close(pipefd[1]);
