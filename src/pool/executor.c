@@ -166,7 +166,7 @@ static void adopt(Executor *ex, Job *w, Job *q)
 }
 
 /* The learned prefault set (ZYGOTE_SPAWN_PREFAULT) costs every warm sandbox ~3 ms of CPU
- * and saves a pandas request ~2.5 ms of latency at ~0.6 ms of CPU; a request that does not
+ * and saves a pandas request ~2.5 ms of latency at ~0.3 ms of CPU; a request that does not
  * use pandas gains nothing. Measured (docs/PERFORMANCE.md), it pays when more than about 60
  * % of requests use pandas: warm sandboxes take it while a moving average (the last ~16
  * requests) of the scripts that name pandas is above 2/3. A hint, not a guarantee: a
