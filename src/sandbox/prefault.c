@@ -127,8 +127,9 @@ static _Noreturn void probe_child(int (*probe)(void), const Area *areas, size_t 
         PrefaultSet s = {0};
         int fd;
 
-        (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-        (void) alarm(PROBE_SECONDS);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                _exit(2);
+        (void) alarm(PROBE_SECONDS); /* a probe that hangs must not hold up the start */
         if (probe() < 0)
                 _exit(3);
         fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
