@@ -155,6 +155,8 @@ struct Executor {
         uint64_t warm_retry_usec; /* after a warm sandbox failed its set-up */
         bool kill_at_once;        /* cgroup.kill: answer at the frame, not at the reap */
         bool background_warm;     /* warm sandboxes wait at a lower priority (see adopt) */
+        uint32_t pandas_share;    /* recent requests that name pandas, in 1/65536 (see
+                                   * prefault_note in executor.c) */
         int nice;                 /* the service's own nice value: a request's priority */
         uint64_t next_token;
         Zygote zygotes[N_ZYGOTES];

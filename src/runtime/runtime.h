@@ -35,3 +35,9 @@ int runtime_prepare(const char *input, size_t len);
  * sandbox without result). */
 int runtime_run(const char *script, size_t len, size_t result_limit, char **ret_frame,
                 size_t *ret_len);
+
+/* In a child forked for learning the prefault set (sandbox/prefault.h): the after-fork
+ * work, the warm-up and the representative requests a sandbox would run (the README's
+ * examples whose modules are preloaded), output discarded.
+ * Returns 0 or -errno. */
+int runtime_probe(void);

@@ -55,6 +55,7 @@ typedef struct SandboxParams {
         int cgroup_fds[SANDBOX_MAX_CGROUP_FDS]; /* the slot's cgroup.procs files */
         size_t n_cgroup_fds;
         const SeccompProgram *seccomp;
+        const struct PrefaultSet *prefault; /* pages to take before seccomp, or NULL */
 } SandboxParams;
 
 /* The clone(2) flags a sandbox is created with, for the enabled layers. */

@@ -90,6 +90,11 @@ static inline int sandbox_background_nice(int service_nice)
  * then yields to the requests being served. Only when a spare slot exists, since the slot
  * stays taken until the exit ends. */
 #define ZYGOTE_SPAWN_EXIT_BACKGROUND 4u
+/* PREFAULT (with PREWARM): the sandbox takes the zygote's learned prefault set
+ * (sandbox/prefault.h) before seccomp: the pages the README's numpy and pandas examples
+ * copy, so that such a request does not fault them in. ~5 MiB and ~3 ms of CPU per
+ * sandbox, which pays only when most requests use pandas (see executor.c). */
+#define ZYGOTE_SPAWN_PREFAULT 8u
 
 enum { SANDBOX_FD_PIDFD, SANDBOX_FD_CTL, SANDBOX_FD_STDOUT, SANDBOX_FD_STDERR, SANDBOX_N_FDS };
 

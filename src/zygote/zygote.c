@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "runtime/runtime.h"
+#include "sandbox/prefault.h"
 #include "sandbox/sandbox.h"
 #include "util/fd.h"
 #include "util/log.h"
@@ -46,7 +47,8 @@ static struct {
         Slot *slots;
         uint32_t trees; /* the read-only trees of the root (mount_build_root) */
         SeccompProgram seccomp;
-        int background_nice; /* a ZYGOTE_SPAWN_BACKGROUND sandbox's nice value */
+        int background_nice;  /* a ZYGOTE_SPAWN_BACKGROUND sandbox's nice value */
+        PrefaultSet prefault; /* what a warm sandbox takes before its request (may be empty) */
 } zygote;
 
 /* Reads a "Key:   <number>" line of /proc/self/status (kB values are returned in bytes). */
@@ -139,6 +141,9 @@ static _Noreturn void sandbox_child(uint32_t slot, uint32_t flags, int ctl, int 
                 .netns_fd = sl->netns_fd,
                 .n_cgroup_fds = sl->n_cgroup_fds,
                 .seccomp = &zygote.seccomp,
+                .prefault = flags & ZYGOTE_SPAWN_PREFAULT && zygote.prefault.n > 0
+                                    ? &zygote.prefault
+                                    : NULL,
         };
         int io[3] = {out, err, ctl};
         SandboxJob job;
@@ -430,6 +435,36 @@ static int prepare_slots(int sock, char *errbuf, size_t errlen)
         return 0;
 }
 
+/* At most this much (8 MiB) is taken by a warm sandbox: measured, the set of the README's
+ * examples is ~1350 pages, a line plot alone ~3000 more (docs/PERFORMANCE.md). */
+#define PREFAULT_MAX_PAGES 2048
+
+/* Learns the pages a representative request writes (sandbox/prefault.h), once, with /proc
+ * mounted. Without it warm sandboxes take their faults when they first touch the pages, as
+ * before: logged, not fatal. */
+static void learn_prefault(void)
+{
+        int r;
+
+        if (!prefault_supported()) {
+                log_info("prefault: MADV_POPULATE_WRITE refused by this kernel (Linux < 5.14?): "
+                         "warm sandboxes take their page faults on the request path");
+                return;
+        }
+        runtime_before_fork();
+        r = prefault_learn(runtime_probe, PREFAULT_MAX_PAGES, &zygote.prefault);
+        runtime_after_fork_parent();
+        if (r < 0) {
+                log_errno(LOG_LEVEL_WARNING, r, NULL,
+                          "prefault: no set learned (-E2BIG: more than %d pages); warm "
+                          "sandboxes take their faults on the request path",
+                          PREFAULT_MAX_PAGES);
+                return;
+        }
+        log_info("prefault: learned %zu pages in %zu ranges", zygote.prefault.pages,
+                 zygote.prefault.n);
+}
+
 static void send_ready(int sock, int status, const char *message)
 {
         ZygoteReady zr = {.magic = ZYGOTE_MAGIC, .status = status, .vm_size = zygote.vm_size};
@@ -506,6 +541,9 @@ _Noreturn void zygote_main(void)
                 send_ready(sock, -errno, "cannot mount /proc in the zygote");
                 _exit(1);
         }
+        /* Before the heap is collapsed: the zygote's own writes while the probe child shares
+         * its pages would split those huge pages for good. */
+        learn_prefault();
         {
                 uint64_t huge = collapse_heap();
                 log_event(LOG_LEVEL_DEBUG, NULL, NULL, "%llu MiB of the zygote in huge pages",

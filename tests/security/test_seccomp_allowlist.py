@@ -165,6 +165,9 @@ REFUSED = {
     "madvise(MADV_COLD)": (28, 0, 0, 20),
     "madvise(MADV_MERGEABLE)": (28, 0, 0, 12),
     "madvise(MADV_WILLNEED)": (28, 0, 0, 3),
+    # the learned prefault set's advice (sandbox/prefault.h) is taken before the filter
+    "madvise(MADV_POPULATE_WRITE)": (28, 0, 0, 23),
+    "madvise(MADV_POPULATE_READ)": (28, 0, 0, 22),
     # finding 8
     "memfd_secret": (447, 0),
     "io_setup": (206, 1, 0),
