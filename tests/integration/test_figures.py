@@ -61,8 +61,10 @@ def bare_server(start_server):
 
 @pytest.fixture(scope="module")
 def numpy_pandas_server(start_server):
-    """matplotlib left out of the preloads: the script imports it."""
-    return start_server("--preload", "numpy,pandas")
+    """matplotlib left out of the preloads: the script imports it. 1 GiB of memory: in the
+    sanitizer build (make test-asan) ASan's quarantine of freed blocks keeps the import's
+    garbage, which took the default 256 MiB there (MEMORY_LIMIT)."""
+    return start_server("--preload", "numpy,pandas", "--memory-mb", "1024")
 
 
 @pytest.fixture(scope="module")

@@ -59,6 +59,9 @@ def learned_pages(srv):
     return int(m.group(1))
 
 
+@pytest.mark.skipif(bool(os.environ.get("PYEXECD_SANITIZED")), reason=(
+    "the sanitizer build: ASan's shadow and allocator pages make the learned set larger than "
+    "the cap (the zygote logs E2BIG and warm sandboxes take no set, as designed)"))
 def test_the_set_is_learned_and_taken_only_while_pandas_dominates(pooled):
     pages = learned_pages(pooled)
     # The README's numpy and pandas examples copy hundreds of pages; under the cap.
