@@ -381,18 +381,19 @@ def test_figure_of_a_billion_pixels_is_a_memory_limit(server):
     assert_still_serving(server)
 
 
-def test_a_thousand_open_figures(server):
-    """1000 figures left open: the first 16 drawn and returned, figures_truncated, within
-    the request's time limit (the rest are never drawn)."""
+def test_many_open_figures(server):
+    """200 figures left open: the first 16 drawn and returned, figures_truncated, within
+    the request's time limit (the rest are never drawn). (1000 took more than the 10 s
+    limit just to be created under qemu's TCG in the docker lane, before any was drawn.)"""
     script = src("""
         import matplotlib.pyplot as plt
         def main():
-            for k in range(1000):
+            for k in range(200):
                 plt.figure(figsize=(1, 1), dpi=10 + k % 50)
             return len(plt.get_fignums())
         """)
     body = server.execute(script, timeout=10)
-    assert result_of(body) == 1000
+    assert result_of(body) == 200
     assert pngs_of(body) == [(10 + k, 10 + k) for k in range(FIGURES_MAX)]
     assert body.get("figures_truncated") is True, shorten(body)
     assert_still_serving(server)
