@@ -158,12 +158,23 @@ class Service:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     sys.exit("pyexecd did not start")
                 time.sleep(0.1)
-        self.zygote = next(p for p in children_of(self.proc.pid)
-                           if b"__zygote" in open(f"/proc/{p}/cmdline", "rb").read())
+        want = next((int(f.split("=", 1)[1]) for f in flags if f.startswith("--zygotes=")),
+                    int(flags[flags.index("--zygotes") + 1]) if "--zygotes" in flags else 1)
+        while len(self.zygotes()) < want and time.monotonic() < deadline:
+            time.sleep(0.1)  # the other zygotes start after the first, one at a time
+        self.zygote = self.zygotes()[0]
         time.sleep(1)  # let the warm pool fill
 
+    def zygotes(self):
+        return [p for p in children_of(self.proc.pid)
+                if b"__zygote" in open(f"/proc/{p}/cmdline", "rb").read()]
+
     def cpu(self):
-        return proc_cpu(self.proc.pid) + proc_cpu(self.zygote, children=True)
+        return proc_cpu(self.proc.pid) + sum(proc_cpu(z, children=True) for z in self.zygotes())
+
+    def zygote_cpu(self):
+        """The zygotes' own CPU (cloning, reaping), without their sandboxes'."""
+        return sum(proc_cpu(z) for z in self.zygotes())
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -188,7 +199,7 @@ def wrk(port, scenario, clients, seconds, pause_ms=0):
     return res
 
 
-def measure_service(label, flags, seconds, scenarios, client_counts):
+def measure_service(label, flags, seconds, scenarios, client_counts, sequential=True):
     svc = Service(*flags)
     rows = {}
     try:
@@ -197,15 +208,18 @@ def measure_service(label, flags, seconds, scenarios, client_counts):
         if warm:
             mem["warm_private_mib"] = statistics.median(private_kb(p) for p in warm) / 1024
         for sc in scenarios:
-            r = wrk(svc.port, sc, 1, seconds, PAUSE_MS)
-            rows[(sc, "seq")] = r
-            print(f"{label:10} {sc:8} sequential ({PAUSE_MS} ms pause)  "
-                  f"p50 {r['p50'] / 1000:7.2f} ms  p90 {r['p90'] / 1000:7.2f} ms  "
-                  f"p99 {r['p99'] / 1000:7.2f} ms  errors {r['errors']}", flush=True)
+            if sequential:
+                r = wrk(svc.port, sc, 1, seconds, PAUSE_MS)
+                rows[(sc, "seq")] = r
+                print(f"{label:10} {sc:8} sequential ({PAUSE_MS} ms pause)  "
+                      f"p50 {r['p50'] / 1000:7.2f} ms  p90 {r['p90'] / 1000:7.2f} ms  "
+                      f"p99 {r['p99'] / 1000:7.2f} ms  errors {r['errors']}", flush=True)
             for clients in client_counts:
-                cpu0 = svc.cpu()
+                cpu0, zcpu0 = svc.cpu(), svc.zygote_cpu()
                 r = wrk(svc.port, sc, clients, seconds)
                 r["cpu_ms_per_req"] = (svc.cpu() - cpu0) * 1000 / max(r["requests"], 1)
+                r["zygote_ms_per_req"] = ((svc.zygote_cpu() - zcpu0) * 1000 /
+                                          max(r["requests"], 1))
                 rows[(sc, clients)] = r
                 print(f"{label:10} {sc:8} c={clients:<3} {r['rps']:8.1f} req/s  "
                       f"p50 {r['p50'] / 1000:7.2f} ms  p99 {r['p99'] / 1000:7.2f} ms  "
@@ -294,6 +308,10 @@ def main():
 
     pool, mem = measure_service("pool", [], secs, scenarios, [1, 4, 16])
     cold, _ = measure_service("pool=0", ["--pool-size", "0"], secs, scenarios, [1, 4])
+    # Scaling: the same service with one and with two zygotes (--zygotes), hello and pandas.
+    scale = {z: measure_service(f"zygotes={z}", ["--zygotes", str(z)], secs,
+                                ["hello", "pandas"], [4, 16], sequential=False)[0]
+             for z in (1, 2)}
     ceiling = fork_ceiling(secs)
     print(f"fork+exit ceiling: {ceiling:.0f}/s on {m['cores']} cores")
     bw = {sc: bwrap_baseline(sc, 20 if sc != "hello" else 30) for sc in ("hello", "pandas")}
@@ -353,6 +371,23 @@ def main():
             lines.append(f"| {sc} | {c} | {r['rps']:.0f} | {ms(r['p50']):.2f} | "
                          f"{ms(r['p90']):.2f} | {ms(r['p99']):.2f} | {ms(r['max']):.2f} | "
                          f"{r['errors']} | {r['cpu_ms_per_req']:.2f} | {cold_cols} |")
+    lines += [
+        "",
+        "Scaling (`--zygotes 1` and `2`, clients back to back; \"zygote ms/req\" is the zygotes' "
+        "own CPU, cloning and reaping, per request; a zygote clones one sandbox at a time, so "
+        "one zygote serves at most 1000 / that many requests per second):\n",
+        "| scenario | clients | zygotes | req/s | p50 ms | p99 ms | errors | CPU ms/req | "
+        "zygote ms/req | one zygote's ceiling req/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for sc in ("hello", "pandas"):
+        for c in (4, 16):
+            for z in (1, 2):
+                r = scale[z][(sc, c)]
+                lines.append(f"| {sc} | {c} | {z} | {r['rps']:.0f} | {ms(r['p50']):.2f} | "
+                             f"{ms(r['p99']):.2f} | {r['errors']} | {r['cpu_ms_per_req']:.2f} | "
+                             f"{r['zygote_ms_per_req']:.2f} | "
+                             f"{1000 / r['zygote_ms_per_req'] if r['zygote_ms_per_req'] else 0:.0f} |")
     lines += [
         "",
         f"Baselines: (b) bwrap + fresh python3 per request: hello p50 {bw['hello']:.1f} ms, "

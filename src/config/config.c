@@ -89,6 +89,8 @@ static const Option options[] = {
          "size of each sandbox's private /tmp"},
         {"pids-max", "PYEXECD_PIDS_MAX", OPT_UNSIGNED, offsetof(Config, pids_max), 8, 65536,
          "processes and threads per sandbox"},
+        {"zygotes", "PYEXECD_ZYGOTES", OPT_UNSIGNED, offsetof(Config, zygotes), 1,
+         CONFIG_ZYGOTES_MAX, "zygotes cloning sandboxes side by side (default: one per 4 CPUs)"},
         {"zygote-max-spawns", "PYEXECD_ZYGOTE_MAX_SPAWNS", OPT_UNSIGNED,
          offsetof(Config, zygote_max_spawns), 0, 100000000,
          "replace the zygote after this many sandboxes (fresh ASLR); 0: never"},
@@ -110,6 +112,16 @@ static const Option options[] = {
 
 static const char *const log_format_names[] = {"auto", "json", "text"};
 static const char *const log_level_names[] = {"debug", "info", "warning", "error"};
+
+/* One zygote clones a sandbox in ~1.5 ms of its own CPU, about a quarter of what the
+ * whole service spends per hello-world request (docs/PERFORMANCE.md, "More zygotes"): one
+ * zygote keeps up with about four CPUs' worth of requests. */
+static unsigned config_default_zygotes(long ncpu)
+{
+        if (ncpu <= 4)
+                return 1;
+        return (unsigned) MIN((ncpu + 3) / 4, CONFIG_ZYGOTES_MAX);
+}
 
 void config_defaults(Config *ret)
 {
@@ -138,6 +150,7 @@ void config_defaults(Config *ret)
                 .disabled_layers = 0,
                 .tmp_size = 64 * MiB,
                 .pids_max = 128,
+                .zygotes = config_default_zygotes(ncpu),
                 .zygote_max_spawns = 10000,
                 .zygote_max_age_ms = 3600 * 1000,
                 .playground = true,
@@ -435,8 +448,8 @@ void config_print_json(const Config *c, FILE *f)
         (void) json_escape(esc, sizeof(esc), c->preload);
         (void) fprintf(f, ",\"preload\":\"%s\",\"uid_base\":%" PRIu32, esc, c->uid_base);
         (void) fprintf(f, ",\"tmp_size\":%zu,\"pids_max\":%u", c->tmp_size, c->pids_max);
-        (void) fprintf(f, ",\"zygote_max_spawns\":%u,\"zygote_max_age\":%.3f", c->zygote_max_spawns,
-                       c->zygote_max_age_ms / 1000.0);
+        (void) fprintf(f, ",\"zygotes\":%u,\"zygote_max_spawns\":%u,\"zygote_max_age\":%.3f",
+                       c->zygotes, c->zygote_max_spawns, c->zygote_max_age_ms / 1000.0);
         (void) json_escape(esc, sizeof(esc), c->api_keys_file);
         (void) fprintf(f, ",\"api_keys_file\":\"%s\"", esc);
         (void) fprintf(f, ",\"playground\":%s", c->playground ? "true" : "false");

@@ -14,6 +14,7 @@
 #define CONFIG_PRELOAD_MAX 512
 #define CONFIG_LISTEN_MAX  64
 #define CONFIG_PATH_MAX    4096
+#define CONFIG_ZYGOTES_MAX 16
 
 /* The isolation layers of a sandbox (docs/design/DESIGN.md section 3). All are on by default; an
  * operator may switch one off by name (--disable-layers), which is logged at every start
@@ -64,7 +65,8 @@ typedef struct Config {
         uint32_t disabled_layers;            /* Layer bits switched off by the operator */
         size_t tmp_size;                     /* bytes of the private /tmp tmpfs */
         unsigned pids_max;                   /* processes and threads per sandbox */
-        unsigned zygote_max_spawns;          /* replace the zygote after this many sandboxes */
+        unsigned zygotes;                    /* zygotes cloning sandboxes side by side */
+        unsigned zygote_max_spawns;          /* replace a zygote after this many sandboxes */
         uint32_t zygote_max_age_ms;          /* ... or after this long (0: never) */
         char api_keys_file[CONFIG_PATH_MAX]; /* empty: no authentication */
         bool playground;                     /* serve the browser playground at / */

@@ -127,8 +127,11 @@ int metrics_render(const Metrics *m, const ExecutorStats *st, char **ret, size_t
                 {"pyexecd_timeouts_total", "counter", "Scripts killed at their time limit.",
                  offsetof(ExecutorStats, timeouts)},
                 {"pyexecd_zygote_restarts_total", "counter",
-                 "Zygotes started after the first (replacements and restarts after a crash).",
+                 "Zygotes started after the first of each lane (replacements and restarts "
+                 "after a crash).",
                  offsetof(ExecutorStats, zygote_starts)},
+                {"pyexecd_zygotes_up", "gauge", "Zygotes serving (--zygotes at most).",
+                 offsetof(ExecutorStats, zygotes_up)},
         };
         static const struct {
                 const char *name, *help;

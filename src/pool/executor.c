@@ -33,11 +33,12 @@
  * request's end triggers no longer compete with that request's response (hello with 25-30
  * ms between requests: p50 2.8 -> 1.1 ms, p90 4.0 -> 2.1 ms).
  *
- * Zygotes: one serves. Every cfg->zygote_max_spawns sandboxes or cfg->zygote_max_age, a
- * fresh one is started next to it (so that sandboxes do not share one address-space layout
- * forever); once it is ready it takes over, and the old one is closed when its last
- * sandbox is gone. A zygote that dies is restarted with a back-off; its sandboxes die with
- * it (PR_SET_PDEATHSIG) and their requests are answered INTERNAL. */
+ * Zygotes: cfg->zygotes serve side by side (lanes, zygotes.c); a spawn goes to the one with
+ * the shortest backlog. Every cfg->zygote_max_spawns sandboxes or cfg->zygote_max_age, a
+ * fresh one is started next to a lane's zygote (so that sandboxes do not share one
+ * address-space layout forever); once it is ready it takes over, and the old one is closed
+ * when its last sandbox is gone. A zygote that dies is restarted with a back-off; its
+ * sandboxes die with it (PR_SET_PDEATHSIG) and their requests are answered INTERNAL. */
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
@@ -58,13 +59,23 @@
 #include "util/log.h"
 #include "util/macro.h"
 
-/* Asks the serving zygote for a sandbox in a free slot. Returns false if it cannot. */
+static bool any_zygote(const Executor *ex)
+{
+        for (unsigned i = 0; i < ex->n_lanes; i++)
+                if (ex->lanes[i].current)
+                        return true;
+        return false;
+}
+
+/* Asks a serving zygote (the least busy one) for a sandbox in a free slot. Returns false
+ * if it cannot. */
 static bool spawn(Executor *ex, Job *j, uint32_t flags)
 {
+        Zygote *z;
         unsigned slot;
         int r;
 
-        if (!ex->current || ex->running >= ex->n_slots)
+        if (ex->running >= ex->n_slots || !(z = zygote_pick(ex)))
                 return false;
         assert(j->state == JOB_QUEUED);
         for (slot = 0; ex->slots[slot]; slot++)
@@ -76,9 +87,10 @@ static bool spawn(Executor *ex, Job *j, uint32_t flags)
         j->deadline_usec = j->spawn_usec + SETUP_GRACE_USEC;
         ex->slots[slot] = j;
         ex->running++;
-        j->zygote = ex->current;
-        j->zygote->jobs++;
-        j->zygote->spawns++;
+        j->zygote = z;
+        z->jobs++;
+        z->spawns++;
+        z->cloning++;
         if (ex->cgroups)
                 (void) cgroup_oom_kills(ex->cgroups, slot, &j->oom_kills_before);
         if (!(flags & ZYGOTE_SPAWN_PREWARM))
@@ -198,7 +210,7 @@ static void start_jobs(Executor *ex, bool stopping)
         while (ex->busy < ex->cfg->concurrency) {
                 Job *w = ready_warm(ex), *q;
 
-                if (!w && (!ex->current || ex->running >= ex->n_slots))
+                if (!w && (!any_zygote(ex) || ex->running >= ex->n_slots))
                         break;
                 q = take_request(ex);
                 if (!q)
@@ -225,7 +237,7 @@ static void start_jobs(Executor *ex, bool stopping)
          * request for the CPU (and for the zygote, which also reaps it). */
         while (!stopping && ex->warm < ex->cfg->pool_size && now_usec() >= ex->warm_retry_usec) {
                 Job *w;
-                if (!ex->current || ex->running >= ex->n_slots)
+                if (!any_zygote(ex) || ex->running >= ex->n_slots)
                         break;
                 if (ex->busy > 0 && ready_warm(ex))
                         break;
@@ -264,11 +276,14 @@ static int check_deadlines(Executor *ex)
                 }
                 next = MIN(next, j->deadline_usec);
         }
-        if (!ex->current)
-                next = MIN(next, ex->restart_at_usec);
-        else if (ex->cfg->zygote_max_age_ms)
-                next = MIN(next,
-                           ex->current->up_usec + (uint64_t) ex->cfg->zygote_max_age_ms * 1000);
+        for (unsigned i = 0; i < ex->n_lanes; i++) {
+                const Lane *l = &ex->lanes[i];
+                if (!l->current)
+                        next = MIN(next, l->restart_at_usec);
+                else if (ex->cfg->zygote_max_age_ms)
+                        next = MIN(next, l->current->up_usec +
+                                                 (uint64_t) ex->cfg->zygote_max_age_ms * 1000);
+        }
         (void) pthread_mutex_lock(&ex->lock);
         if (ex->stopping) {
                 if (now >= ex->stop_deadline_usec) {
@@ -474,7 +489,9 @@ int executor_new_with_launcher(const Config *cfg, ZygoteLaunchFn launch, void *u
                 ex->zygotes[i] = (Zygote){.state = ZYGOTE_FREE, .sock = -EBADF};
         ex->w_wake = (DispatchWatch){on_wake, NULL};
         ex->w_signal = (DispatchWatch){on_signal, NULL};
-        ex->restart_backoff_usec = RESTART_MIN_USEC;
+        ex->n_lanes = MAX(1u, MIN(cfg->zygotes, (unsigned) CONFIG_ZYGOTES_MAX));
+        for (unsigned i = 0; i < CONFIG_ZYGOTES_MAX; i++)
+                ex->lanes[i].restart_backoff_usec = RESTART_MIN_USEC;
         (void) pthread_mutex_init(&ex->lock, NULL);
         ex->n_slots = config_slots(cfg);
         ex->background_warm = priority_can_raise(&ex->nice);
@@ -517,7 +534,8 @@ int executor_new_with_launcher(const Config *cfg, ZygoteLaunchFn launch, void *u
                                  "remounted it writable for pyexecd alone, in a "
                                  "mount namespace of pyexecd's own");
         }
-        r = zygote_start(ex);
+        /* The first lane's zygote is awaited here; the executor thread starts the others. */
+        r = zygote_start(ex, 0);
         if (r < 0) {
                 (void) snprintf(errbuf, errlen, "cannot start the zygote: %s", strerror(-r));
                 goto fail;

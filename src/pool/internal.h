@@ -116,16 +116,26 @@ typedef enum ZygoteState {
 
 struct Zygote {
         ZygoteState state;
+        unsigned lane; /* which of ex->lanes it serves (or will) */
         pid_t pid;
         int sock;
         DispatchWatch watch; /* data: the zygote */
         unsigned jobs;       /* sandboxes asked for and not yet finished */
+        unsigned cloning;    /* SPAWNs sent, not yet answered (its backlog) */
         uint64_t spawns;
         uint64_t up_usec;
         bool background; /* at the warm pool's lower priority (see zygote_set_background) */
 };
 
-#define N_ZYGOTES 2 /* the serving one, and its successor or predecessor */
+/* A lane is one serving zygote (cfg->zygotes of them, side by side), replaced in turn by
+ * its successor; each has its own restart back-off. */
+typedef struct Lane {
+        Zygote *current; /* the one that serves; NULL while none is up */
+        uint64_t restart_at_usec, restart_backoff_usec;
+} Lane;
+
+/* Per lane: the serving one, and its successor or predecessor. */
+#define N_ZYGOTES (2 * CONFIG_ZYGOTES_MAX)
 
 struct Executor {
         const Config *cfg;
@@ -142,7 +152,7 @@ struct Executor {
         ExecutorStats stats;
         bool stopping;
         uint64_t stop_deadline_usec;
-        bool zygote_ready; /* mirror of current != NULL */
+        bool zygote_ready; /* mirror of "some lane has a current zygote" */
 
         /* Executor thread only (and the constructor before it starts). */
         int epfd, wakefd, sigfd;
@@ -160,9 +170,10 @@ struct Executor {
         int nice;                 /* the service's own nice value: a request's priority */
         uint64_t next_token;
         Zygote zygotes[N_ZYGOTES];
-        Zygote *current; /* the one that serves; NULL while none is up */
+        Lane lanes[CONFIG_ZYGOTES_MAX];
+        unsigned n_lanes;   /* cfg->zygotes */
+        unsigned next_lane; /* where the search for the least busy zygote starts */
         unsigned long long zygotes_started;
-        uint64_t restart_at_usec, restart_backoff_usec;
         Job *graveyard; /* finished jobs whose watches may still be in the event batch */
 };
 
@@ -199,7 +210,8 @@ void sandbox_watch_client(Executor *ex, Job *j);
 void sandbox_on_client(Executor *ex, Job *j, uint32_t events);
 
 /* zygotes.c: the zygote processes (start, hand-over, loss) and their messages. */
-int zygote_start(Executor *ex);
+int zygote_start(Executor *ex, unsigned lane);
+Zygote *zygote_pick(Executor *ex);
 void zygote_maybe_retire(Executor *ex, Zygote *z);
 void zygote_lost(Executor *ex, Zygote *z, const char *why);
 void zygote_housekeeping(Executor *ex);

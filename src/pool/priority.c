@@ -53,18 +53,22 @@ void priority_adopted(Executor *ex, Job *w)
                           "cannot raise the priority of sandbox %d", (int) w->pid);
 }
 
-/* After each event batch: the serving zygote is background work unless a request waits,
- * in the queue (`queued`) or for a cold sandbox it is cloning. */
+/* After each event batch: a serving zygote is background work unless a request waits, in
+ * the queue (`queued`: any zygote may be asked for its sandbox) or for a cold sandbox it is
+ * cloning. */
 void priority_update(Executor *ex, bool queued)
 {
-        bool cold = queued;
+        for (unsigned lane = 0; lane < ex->n_lanes; lane++) {
+                Zygote *z = ex->lanes[lane].current;
+                bool cold = queued;
 
-        if (!ex->current)
-                return;
-        for (unsigned i = 0; i < ex->n_slots && !cold; i++) {
-                const Job *j = ex->slots[i];
-                cold = j && j->state == JOB_SPAWNING && j->origin != JOB_WARM &&
-                       j->zygote == ex->current;
+                if (!z)
+                        continue;
+                for (unsigned i = 0; i < ex->n_slots && !cold; i++) {
+                        const Job *j = ex->slots[i];
+                        cold = j && j->state == JOB_SPAWNING && j->origin != JOB_WARM &&
+                               j->zygote == z;
+                }
+                priority_zygote_background(ex, z, !cold);
         }
-        priority_zygote_background(ex, ex->current, !cold);
 }

@@ -1,6 +1,12 @@
 /* The zygotes: starting one, waiting for it, handing over to a successor, losing one (its
  * sandboxes die with it and their requests are answered INTERNAL), and the messages it
- * sends (SPAWNED, SPAWN_FAILED, EXITED), plus the SIGCHLD that reaps them. */
+ * sends (SPAWNED, SPAWN_FAILED, EXITED), plus the SIGCHLD that reaps them.
+ *
+ * cfg->zygotes lanes serve side by side, each with its own zygote process: one zygote
+ * clones sandboxes one at a time (~1.5 ms of its CPU each), so on many cores one would cap
+ * throughput (docs/PERFORMANCE.md, "More zygotes"). A spawn goes to the serving zygote with
+ * the shortest backlog. Each lane is replaced, restarted and backed off on its own; at most
+ * one zygote starts at a time, since a start (importing pandas) takes seconds of CPU. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -18,11 +24,32 @@
 #include "util/log.h"
 #include "util/macro.h"
 
-static void zygote_set_ready(Executor *ex, bool ready)
+static void zygote_update_ready(Executor *ex)
 {
+        unsigned up = 0;
+
+        for (unsigned i = 0; i < ex->n_lanes; i++)
+                up += ex->lanes[i].current != NULL;
         (void) pthread_mutex_lock(&ex->lock);
-        ex->zygote_ready = ready;
+        ex->zygote_ready = up > 0;
+        ex->stats.zygotes_up = up;
         (void) pthread_mutex_unlock(&ex->lock);
+}
+
+/* The serving zygote with the fewest SPAWNs still to answer, the search starting at the
+ * lane after the last pick (so that equal ones take turns); NULL while none serves. */
+Zygote *zygote_pick(Executor *ex)
+{
+        Zygote *best = NULL;
+
+        for (unsigned k = 0; k < ex->n_lanes; k++) {
+                Zygote *z = ex->lanes[(ex->next_lane + k) % ex->n_lanes].current;
+                if (z && (!best || z->cloning < best->cloning))
+                        best = z;
+        }
+        if (best)
+                ex->next_lane = (best->lane + 1) % ex->n_lanes;
+        return best;
 }
 
 static void zygote_event(DispatchWatch *w, uint32_t events, void *ctx)
@@ -31,7 +58,7 @@ static void zygote_event(DispatchWatch *w, uint32_t events, void *ctx)
         zygote_on_readable(ctx, w->data);
 }
 
-int zygote_start(Executor *ex)
+int zygote_start(Executor *ex, unsigned lane)
 {
         Zygote *z = NULL;
         int r;
@@ -44,9 +71,11 @@ int zygote_start(Executor *ex)
         r = ex->launch(ex->cfg, ex->cgroups, &z->pid, &z->sock, ex->launch_userdata);
         if (r < 0)
                 return r;
-        if (ex->zygotes_started++ > 0)
+        /* The first start of each lane is not a restart. */
+        if (ex->zygotes_started++ >= ex->n_lanes)
                 STAT_ADD(ex, zygote_starts);
         *z = (Zygote){.state = ZYGOTE_STARTING,
+                      .lane = lane,
                       .pid = z->pid,
                       .sock = z->sock,
                       .watch = {zygote_event, z}};
@@ -68,9 +97,10 @@ static void zygote_close(Executor *ex, Zygote *z)
                 z->sock = safe_close(z->sock);
         }
         z->state = z->pid > 0 ? ZYGOTE_GONE : ZYGOTE_FREE;
-        if (ex->current == z) {
-                ex->current = NULL;
-                zygote_set_ready(ex, false);
+        z->cloning = 0;
+        if (ex->lanes[z->lane].current == z) {
+                ex->lanes[z->lane].current = NULL;
+                zygote_update_ready(ex);
         }
 }
 
@@ -89,10 +119,12 @@ void zygote_lost(Executor *ex, Zygote *z, const char *why)
 {
         if (z->state == ZYGOTE_FREE || z->state == ZYGOTE_GONE)
                 return;
+        Lane *l = &ex->lanes[z->lane];
+
         log_event(LOG_LEVEL_ERROR, NULL, NULL, "zygote %d lost: %s", (int) z->pid, why);
-        if (ex->current == z || (!ex->current && z->state == ZYGOTE_STARTING)) {
-                ex->restart_at_usec = now_usec() + ex->restart_backoff_usec;
-                ex->restart_backoff_usec = MIN(ex->restart_backoff_usec * 2, RESTART_MAX_USEC);
+        if (l->current == z || z->state == ZYGOTE_STARTING) {
+                l->restart_at_usec = now_usec() + l->restart_backoff_usec;
+                l->restart_backoff_usec = MIN(l->restart_backoff_usec * 2, RESTART_MAX_USEC);
         }
         zygote_close(ex, z);
         if (z->pid > 0)
@@ -111,16 +143,17 @@ void zygote_lost(Executor *ex, Zygote *z, const char *why)
         }
 }
 
-/* A zygote said it is ready: it serves from now on, its predecessor drains. */
+/* A zygote said it is ready: it serves its lane from now on, its predecessor drains. */
 static void zygote_up(Executor *ex, Zygote *z)
 {
-        Zygote *old = ex->current;
+        Lane *l = &ex->lanes[z->lane];
+        Zygote *old = l->current;
 
         z->state = ZYGOTE_UP;
         z->up_usec = now_usec();
-        ex->current = z;
-        ex->restart_backoff_usec = RESTART_MIN_USEC;
-        zygote_set_ready(ex, true);
+        l->current = z;
+        l->restart_backoff_usec = RESTART_MIN_USEC;
+        zygote_update_ready(ex);
         log_info("zygote %d ready", (int) z->pid);
         if (old && old != z) {
                 old->state = ZYGOTE_DRAINING;
@@ -133,37 +166,55 @@ static void zygote_up(Executor *ex, Zygote *z)
         }
 }
 
-/* Starts a successor when the serving zygote is due, or a zygote when none is up. */
+/* Whether a lane needs a zygote started: none serves it (and its back-off is over), or
+ * the serving one is due for replacement. */
+static bool lane_needs_start(Executor *ex, unsigned lane, uint64_t now)
+{
+        const Zygote *cur = ex->lanes[lane].current;
+
+        for (size_t i = 0; i < N_ZYGOTES; i++)
+                if (&ex->zygotes[i] != cur && ex->zygotes[i].state != ZYGOTE_FREE &&
+                    ex->zygotes[i].lane == lane)
+                        return false; /* one successor (or draining predecessor) per lane */
+        if (now < ex->lanes[lane].restart_at_usec)
+                return false; /* back-off after a failed start */
+        if (!cur)
+                return true;
+        if (!(ex->cfg->zygote_max_spawns && cur->spawns >= ex->cfg->zygote_max_spawns) &&
+            !(ex->cfg->zygote_max_age_ms &&
+              now - cur->up_usec >= (uint64_t) ex->cfg->zygote_max_age_ms * 1000))
+                return false;
+        log_info("zygote %d is due for replacement (%llu sandboxes)", (int) cur->pid,
+                 (unsigned long long) cur->spawns);
+        return true;
+}
+
+/* Starts a zygote for a lane that has none up, or a successor for one that is due: one at
+ * a time (a start takes seconds of CPU), the lanes without a zygote first. */
 void zygote_housekeeping(Executor *ex)
 {
         uint64_t now = now_usec();
-        Zygote *cur = ex->current;
-        bool busy = false;
         int r;
 
         for (size_t i = 0; i < N_ZYGOTES; i++)
-                if (&ex->zygotes[i] != cur && ex->zygotes[i].state != ZYGOTE_FREE)
-                        busy = true; /* one successor (or draining predecessor) at a time */
-        if (busy)
-                return;
-        if (cur) {
-                bool due =
-                        (ex->cfg->zygote_max_spawns && cur->spawns >= ex->cfg->zygote_max_spawns) ||
-                        (ex->cfg->zygote_max_age_ms &&
-                         now - cur->up_usec >= (uint64_t) ex->cfg->zygote_max_age_ms * 1000);
-                if (!due)
+                if (ex->zygotes[i].state == ZYGOTE_STARTING)
                         return;
-                log_info("zygote %d is due for replacement (%llu sandboxes)", (int) cur->pid,
-                         (unsigned long long) cur->spawns);
-        } else if (now < ex->restart_at_usec)
-                return;
-
-        r = zygote_start(ex);
-        if (r < 0) {
-                log_errno(LOG_LEVEL_ERROR, r, NULL, "Failed to start a zygote");
-                ex->restart_at_usec = now + ex->restart_backoff_usec;
-                ex->restart_backoff_usec = MIN(ex->restart_backoff_usec * 2, RESTART_MAX_USEC);
-        }
+        for (unsigned pass = 0; pass < 2; pass++)
+                for (unsigned lane = 0; lane < ex->n_lanes; lane++) {
+                        Lane *l = &ex->lanes[lane];
+                        bool serving = l->current != NULL;
+                        if (serving != (pass == 1) || !lane_needs_start(ex, lane, now))
+                                continue;
+                        r = zygote_start(ex, lane);
+                        if (r < 0) {
+                                log_errno(LOG_LEVEL_ERROR, r, NULL, "Failed to start a zygote");
+                                l->restart_at_usec = now + l->restart_backoff_usec;
+                                l->restart_backoff_usec =
+                                        MIN(l->restart_backoff_usec * 2, RESTART_MAX_USEC);
+                                continue;
+                        }
+                        return;
+                }
 }
 
 static Job *job_by_token(Executor *ex, uint64_t token)
@@ -221,12 +272,14 @@ static void on_zygote_message(Executor *ex, Zygote *z, const ZygoteMsg *m, int *
         case ZYGOTE_SPAWNED:
                 if (n_fds != SANDBOX_N_FDS)
                         break;
+                z->cloning -= z->cloning > 0;
                 on_spawned(ex, m, fds);
                 return;
         case ZYGOTE_SPAWN_FAILED:
                 j = job_by_token(ex, m->token);
                 if (!j || j->state != JOB_SPAWNING || n_fds != 0)
                         break;
+                z->cloning -= z->cloning > 0;
                 j->state = JOB_HELLO;
                 job_fail(ex, j, "creating the sandbox", m->status);
                 j->exited = true;

@@ -90,6 +90,7 @@ static void check_print(const Config *c)
         check_number(j, "uid_base", c->uid_base);
         check_number(j, "tmp_size", (double) c->tmp_size);
         check_number(j, "pids_max", c->pids_max);
+        check_number(j, "zygotes", c->zygotes);
         check_number(j, "zygote_max_spawns", c->zygote_max_spawns);
         fuzz_check(json_is_boolean(json_object_get(j, "playground")) &&
                            json_is_true(json_object_get(j, "playground")) == c->playground,
@@ -126,6 +127,7 @@ static void check_config(const Config *c, const ConfigInvocation *inv)
         fuzz_check((c->disabled_layers & ~(uint32_t) _LAYER_ALL) == 0, "unknown layer bits");
         check_range(c->tmp_size, 1 * MiB, 64 * GiB);
         check_range(c->pids_max, 8, 65536);
+        check_range(c->zygotes, 1, CONFIG_ZYGOTES_MAX);
         check_range(c->zygote_max_spawns, 0, 100000000);
         check_range(c->zygote_max_age_ms, 0, 7 * 86400000ULL);
         check_range(c->log_format, LOG_FORMAT_AUTO, LOG_FORMAT_TEXT);

@@ -126,7 +126,7 @@ def test_metrics_move(start_server):
     text = srv.get("/metrics").raw.decode()
     for name in ("pyexecd_queue_depth", "pyexecd_sandboxes_in_use", "pyexecd_sandboxes_warm",
                  "pyexecd_sandbox_setup_failures_total", "pyexecd_oom_kills_total",
-                 "pyexecd_zygote_restarts_total"):
+                 "pyexecd_zygote_restarts_total", "pyexecd_zygotes_up"):
         assert f"# TYPE {name} " in text, name
     srv.stop()
 

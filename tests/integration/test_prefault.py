@@ -46,7 +46,8 @@ def warm_sandboxes_private_kb(srv, timeout=60):
 def pooled(start_server):
     if os.geteuid() != 0:
         pytest.skip("reading another uid's smaps_rollup needs root")
-    return start_server("--pool-size", str(POOL), "--log-level", "info", shared_ok=False)
+    return start_server("--pool-size", str(POOL), "--log-level", "info", "--zygotes", "1",
+                        shared_ok=False)
 
 
 def learned_pages(srv):

@@ -49,7 +49,7 @@ def nices_settle(srv, expected, n=POOL, timeout=60):
 def pooled(start_server):
     if os.geteuid() != 0:
         pytest.skip("priorities need root (CAP_SYS_NICE)")
-    return start_server("--pool-size", str(POOL))
+    return start_server("--pool-size", str(POOL), "--zygotes", "1")
 
 
 def test_warm_sandboxes_and_idle_zygote_wait_in_the_background(pooled):
@@ -73,7 +73,7 @@ def test_a_script_runs_at_the_service_priority(pooled):
 
 
 def test_cold_sandboxes_run_at_the_service_priority(start_server):
-    srv = start_server("--pool-size", "0")
+    srv = start_server("--pool-size", "0", "--zygotes", "1")
     base = nice_of(srv.pid)
     script = "import os\ndef main():\n    return os.getpriority(os.PRIO_PROCESS, 0)\n"
     for _ in range(3):
@@ -83,7 +83,7 @@ def test_cold_sandboxes_run_at_the_service_priority(start_server):
 def test_without_cap_sys_nice_nothing_is_lowered():
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    srv = Server(("--pool-size", str(POOL)))
+    srv = Server(("--pool-size", str(POOL), "--zygotes", "1"))
     srv.args = ["setpriv", "--bounding-set=-sys_nice", "--"] + srv.args
     srv.start()
     try:

@@ -111,7 +111,8 @@ static void test_executor_stats_as_given(void **state)
                             .setup_failures = 4,
                             .oom_kills = 5,
                             .timeouts = 6,
-                            .zygote_starts = 7};
+                            .zygote_starts = 7,
+                            .zygotes_up = 8};
         char *text;
         (void) state;
 
@@ -123,6 +124,8 @@ static void test_executor_stats_as_given(void **state)
         assert_int_equal(value_of(text, "pyexecd_oom_kills_total"), 5);
         assert_int_equal(value_of(text, "pyexecd_timeouts_total"), 6);
         assert_int_equal(value_of(text, "pyexecd_zygote_restarts_total"), 7);
+        assert_int_equal(value_of(text, "pyexecd_zygotes_up"), 8);
+        assert_non_null(strstr(text, "# TYPE pyexecd_zygotes_up gauge\n"));
         assert_non_null(strstr(text, "# TYPE pyexecd_queue_depth gauge\n"));
         assert_non_null(strstr(text, "# TYPE pyexecd_timeouts_total counter\n"));
         free(text);

@@ -8,10 +8,12 @@
  *   "sleep"       hello, ack, then sleeps until killed
  *   "exit:N"      hello, then exit N before acknowledging its job (the service's fault)
  *   "kill-zygote" hello, ack, then SIGKILL to the fake zygote (a zygote crash)
+ *   "ppid"        like "ok", with the pid of its zygote on stdout instead of "out"
  *
  * Covered: answers and their outcomes, the unacknowledged exit, deadlines, warm adoption,
  * admission (overload), queue expiry, a request counted free once answered, zygote loss and
- * restart, shutdown, and the busy/queued/warm counts. */
+ * restart, several zygotes (spawns spread, one lost while the others serve), shutdown, and
+ * the busy/queued/warm counts. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -65,8 +67,15 @@ static _Noreturn void fake_sandbox(int ctl, int out, int err)
                 for (;;)
                         (void) pause();
         }
-        if (write_all(out, "out", 3) < 0 || write_all(err, "err", 3) < 0 ||
-            write_all(ctl, &len, sizeof(len)) < 0 || write_all(ctl, FRAME, len) < 0)
+        if (strcmp(script, "ppid") == 0) {
+                char pid[16];
+                int n = snprintf(pid, sizeof(pid), "%d", (int) getppid());
+                if (write_all(out, pid, (size_t) n) < 0)
+                        _exit(SANDBOX_EXIT_FRAME);
+        } else if (write_all(out, "out", 3) < 0)
+                _exit(SANDBOX_EXIT_FRAME);
+        if (write_all(err, "err", 3) < 0 || write_all(ctl, &len, sizeof(len)) < 0 ||
+            write_all(ctl, FRAME, len) < 0)
                 _exit(SANDBOX_EXIT_FRAME);
         _exit(0);
 }
@@ -289,7 +298,7 @@ typedef struct Fixture {
         Executor *ex;
 } Fixture;
 
-static Fixture *start(unsigned concurrency, unsigned pool, unsigned queue)
+static Fixture *start_zygotes(unsigned concurrency, unsigned pool, unsigned queue, unsigned zygotes)
 {
         Fixture *f = calloc(1, sizeof(*f));
         char err[256] = "";
@@ -299,6 +308,7 @@ static Fixture *start(unsigned concurrency, unsigned pool, unsigned queue)
         f->cfg.concurrency = concurrency;
         f->cfg.pool_size = pool;
         f->cfg.queue_size = queue;
+        f->cfg.zygotes = zygotes;
         f->cfg.disabled_layers = LAYER_CGROUPS; /* no root here */
         f->cfg.log_level = LOG_LEVEL_ERROR;
         assert_int_equal(executor_new_with_launcher(&f->cfg, launch_fake, &f->launches, &f->ex, err,
@@ -306,6 +316,11 @@ static Fixture *start(unsigned concurrency, unsigned pool, unsigned queue)
                          0);
         assert_true(executor_ready(f->ex));
         return f;
+}
+
+static Fixture *start(unsigned concurrency, unsigned pool, unsigned queue)
+{
+        return start_zygotes(concurrency, pool, queue, 1);
 }
 
 static void stop(Fixture *f)
@@ -484,6 +499,67 @@ static void test_zygote_loss_and_restart(void **state)
         stop(f);
 }
 
+static bool two_zygotes_up(Executor *ex)
+{
+        ExecutorStats st;
+        executor_stats(ex, &st);
+        return st.zygotes_up == 2;
+}
+
+/* With two zygotes, requests one after the other go to each in turn (equal backlogs take
+ * turns), so both serve; the second one's start is not counted as a restart. */
+static void test_spawns_spread_over_zygotes(void **state)
+{
+        Fixture *f = start_zygotes(2, 0, 4, 2);
+        char seen[2][64] = {"", ""};
+        ExecutorStats st;
+        (void) state;
+
+        assert_true(eventually(two_zygotes_up, f->ex));
+        for (int i = 0; i < 4; i++) {
+                Answer *a = run(f->ex, "ppid", 5000);
+                assert_int_equal(a->o.end, EXEC_END_NORMAL);
+                assert_string_equal(a->frame, FRAME);
+                assert_true(atoi(a->out) > 0);
+                if (!seen[0][0] || strcmp(seen[0], a->out) == 0)
+                        (void) snprintf(seen[0], sizeof(seen[0]), "%s", a->out);
+                else
+                        (void) snprintf(seen[1], sizeof(seen[1]), "%s", a->out);
+                answer_free(a);
+        }
+        assert_true(seen[1][0] != '\0');
+        assert_string_not_equal(seen[0], seen[1]);
+        assert_int_equal(f->launches.count, 2);
+        executor_stats(f->ex, &st);
+        assert_int_equal(st.zygote_starts, 0);
+        stop(f);
+}
+
+/* A zygote that dies takes its own sandboxes with it, not the other lane's: the next request
+ * is served at once by the zygote still up, and the lost one is restarted. */
+static void test_zygote_lost_while_another_serves(void **state)
+{
+        Fixture *f = start_zygotes(2, 0, 4, 2);
+        Answer *a;
+        ExecutorStats st;
+        (void) state;
+
+        assert_true(eventually(two_zygotes_up, f->ex));
+        a = run(f->ex, "kill-zygote", 10000);
+        assert_int_equal(a->o.end, EXEC_END_INTERNAL);
+        assert_string_equal(a->what, "the zygote died");
+        answer_free(a);
+        assert_true(executor_ready(f->ex));
+        a = run(f->ex, "ok", 5000);
+        assert_int_equal(a->o.end, EXEC_END_NORMAL);
+        answer_free(a);
+        assert_true(eventually(two_zygotes_up, f->ex));
+        assert_int_equal(f->launches.count, 3);
+        executor_stats(f->ex, &st);
+        assert_int_equal(st.zygote_starts, 1);
+        stop(f);
+}
+
 static void test_shutdown_answers_what_runs(void **state)
 {
         Fixture *f = start(1, 0, 4);
@@ -516,6 +592,8 @@ int main(void)
                 cmocka_unit_test(test_admission_and_queue_expiry),
                 cmocka_unit_test(test_answered_means_counted_free),
                 cmocka_unit_test(test_zygote_loss_and_restart),
+                cmocka_unit_test(test_spawns_spread_over_zygotes),
+                cmocka_unit_test(test_zygote_lost_while_another_serves),
                 cmocka_unit_test(test_shutdown_answers_what_runs),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
