@@ -20,6 +20,7 @@ of issue 4. Timings here are measurements, never test assertions.
 """
 import argparse
 import datetime
+import http.client
 import json
 import os
 import platform
@@ -158,12 +159,35 @@ class Service:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     sys.exit("pyexecd did not start")
                 time.sleep(0.1)
-        want = next((int(f.split("=", 1)[1]) for f in flags if f.startswith("--zygotes=")),
-                    int(flags[flags.index("--zygotes") + 1]) if "--zygotes" in flags else 1)
+        want = int(flags[flags.index("--zygotes") + 1]) if "--zygotes" in flags else 1
+        preload = flags[flags.index("--preload") + 1] if "--preload" in flags else ""
+        plot_off = "--plot-zygote" in flags and flags[flags.index("--plot-zygote") + 1] == "false"
+        if not plot_off and "matplotlib" not in preload.split(","):
+            # The plot zygote starts at the first script that names matplotlib: start it
+            # now, so that a run measures the service as it is once it has seen a plot.
+            self.post("# matplotlib\ndef main():\n    return 1\n")
+            want += 1
         while len(self.zygotes()) < want and time.monotonic() < deadline:
             time.sleep(0.1)  # the other zygotes start after the first, one at a time
+        while self.zygotes_up() < want and time.monotonic() < deadline:
+            time.sleep(0.1)
         self.zygote = self.zygotes()[0]
         time.sleep(1)  # let the warm pool fill
+
+    def post(self, script):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn.request("POST", "/execute", json.dumps({"script": script}),
+                     {"Content-Type": "application/json"})
+        conn.getresponse().read()
+        conn.close()
+
+    def zygotes_up(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+        return int(float(next(line.split()[1] for line in text.splitlines()
+                              if line.startswith("pyexecd_zygotes_up "))))
 
     def zygotes(self):
         return [p for p in children_of(self.proc.pid)
@@ -203,7 +227,8 @@ def measure_service(label, flags, seconds, scenarios, client_counts, sequential=
     svc = Service(*flags)
     rows = {}
     try:
-        mem = {"zygote_rss_mib": status_kb(svc.zygote, "VmRSS") / 1024}
+        mem = {"zygote_rss_mib": status_kb(svc.zygote, "VmRSS") / 1024,
+               "zygotes_rss_mib": [status_kb(z, "VmRSS") / 1024 for z in svc.zygotes()]}
         warm = [p for p in children_of(svc.zygote)]
         if warm:
             mem["warm_private_mib"] = statistics.median(private_kb(p) for p in warm) / 1024
@@ -337,7 +362,7 @@ def main():
         ("pandas p50 <= 2 ms, 1 client back to back", ms(pool[("pandas", 1)]["p50"]) <= 2),
         ("hello p50 <= 1 ms, 1 client back to back", ms(pool[("hello", 1)]["p50"]) <= 1),
         ("hello CPU/request <= 4 ms", pool[("hello", 4)]["cpu_ms_per_req"] <= 4),
-        ("zygote RSS <= 100 MiB", mem["zygote_rss_mib"] <= 100),
+        ("zygote RSS <= 100 MiB (each zygote)", max(mem["zygotes_rss_mib"]) <= 100),
         ("warm sandbox private memory <= 4 MiB", mem.get("warm_private_mib", 1e9) <= 4),
     ]
 
@@ -399,7 +424,9 @@ def main():
         f"hello at 4 clients = {pool[('hello', 4)]['rps'] / ceiling:.0%} of (c), pandas "
         f"{pool[('pandas', 4)]['rps'] / ceiling:.0%}; pool vs pool=0 sequential hello p50 "
         f"{ms(cold[('hello', 'seq')]['p50']) / ms(pool[('hello', 'seq')]['p50']):.1f}x.",
-        f"Memory: zygote RSS {mem['zygote_rss_mib']:.1f} MiB; warm sandbox private "
+        f"Memory: zygote RSS {mem['zygote_rss_mib']:.1f} MiB (every zygote: "
+        f"{', '.join(f'{v:.1f}' for v in mem['zygotes_rss_mib'])} MiB, the last the plot "
+        f"zygote); warm sandbox private "
         f"{mem.get('warm_private_mib', float('nan')):.2f} MiB.",
         "",
         "| target | result |",

@@ -102,6 +102,9 @@ static const Option options[] = {
          0, 0, "isolation layers to switch off (comma-separated; for diagnosis only)"},
         {"playground", "PYEXECD_PLAYGROUND", OPT_BOOL, offsetof(Config, playground), 0, 0,
          "serve the browser playground at / (true or false)"},
+        {"plot-zygote", "PYEXECD_PLOT_ZYGOTE", OPT_BOOL, offsetof(Config, plot_zygote), 0, 0,
+         "scripts that name matplotlib run in sandboxes of a zygote that preloaded it, "
+         "started at the first such script (true or false)"},
         {"api-keys-file", "PYEXECD_API_KEYS_FILE", OPT_PATH, offsetof(Config, api_keys_file), 0, 0,
          "file of API keys, one per line; POST /execute then needs one"},
         {"log-format", "PYEXECD_LOG_FORMAT", OPT_LOG_FORMAT, offsetof(Config, log_format), 0, 0,
@@ -112,6 +115,35 @@ static const Option options[] = {
 
 static const char *const log_format_names[] = {"auto", "json", "text"};
 static const char *const log_level_names[] = {"debug", "info", "warning", "error"};
+
+bool config_plot_lane(const Config *c)
+{
+        const size_t n = strlen(CONFIG_PLOT_MODULE);
+
+        if (!c->plot_zygote)
+                return false;
+        for (const char *p = c->preload; *p;) {
+                size_t len = strcspn(p, ",");
+                if (len == n && memcmp(p, CONFIG_PLOT_MODULE, n) == 0)
+                        return false; /* every zygote preloads it */
+                p += len + (p[len] == ',');
+        }
+        return true;
+}
+
+int config_plot_preload(const Config *c, char *buf, size_t len)
+{
+        size_t have = strlen(c->preload);
+        int n;
+
+        /* What the zygote's protocol carries, terminated. */
+        if (have + 1 + strlen(CONFIG_PLOT_MODULE) >= CONFIG_PRELOAD_MAX)
+                return -ENAMETOOLONG;
+        if (!buf)
+                return 0;
+        n = snprintf(buf, len, "%s%s" CONFIG_PLOT_MODULE, c->preload, have ? "," : "");
+        return n < 0 || (size_t) n >= len ? -ENAMETOOLONG : 0;
+}
 
 /* One zygote clones a sandbox in ~1.5 ms of its own CPU, about a quarter of what the
  * whole service spends per hello-world request (docs/PERFORMANCE.md, "More zygotes"): one
@@ -145,7 +177,7 @@ void config_defaults(Config *ret)
                 .max_connections_per_client = 128,
                 .header_timeout_ms = 10000,
                 .connection_timeout_ms = 30000,
-                .preload = "numpy,pandas,matplotlib",
+                .preload = "numpy,pandas",
                 .uid_base = 100000,
                 .disabled_layers = 0,
                 .tmp_size = 64 * MiB,
@@ -154,6 +186,7 @@ void config_defaults(Config *ret)
                 .zygote_max_spawns = 10000,
                 .zygote_max_age_ms = 3600 * 1000,
                 .playground = true,
+                .plot_zygote = true,
                 .log_format = LOG_FORMAT_AUTO,
                 .log_level = LOG_LEVEL_INFO,
         };
@@ -415,6 +448,12 @@ int config_parse(int argc, char *const *argv, char *const *envp, Config *ret,
                                         "the script and --stdin cannot both be read from stdin");
                         return 1;
                 }
+        if (config_plot_lane(&c) && config_plot_preload(&c, NULL, 0) < 0) {
+                (void) snprintf(errbuf, errlen,
+                                "preload is too long to add " CONFIG_PLOT_MODULE
+                                " for the plot zygote (or use --plot-zygote false)");
+                return 1;
+        }
         if ((uint64_t) c.uid_base + config_slots(&c) > UINT32_MAX - 1) {
                 (void) snprintf(errbuf, errlen,
                                 "uid-base + concurrency + pool-size overflows the uid range");
@@ -452,7 +491,8 @@ void config_print_json(const Config *c, FILE *f)
                        c->zygotes, c->zygote_max_spawns, c->zygote_max_age_ms / 1000.0);
         (void) json_escape(esc, sizeof(esc), c->api_keys_file);
         (void) fprintf(f, ",\"api_keys_file\":\"%s\"", esc);
-        (void) fprintf(f, ",\"playground\":%s", c->playground ? "true" : "false");
+        (void) fprintf(f, ",\"playground\":%s,\"plot_zygote\":%s", c->playground ? "true" : "false",
+                       c->plot_zygote ? "true" : "false");
         layers_format(c->disabled_layers, esc, sizeof(esc));
         (void) fprintf(f, ",\"disabled_layers\":\"%s\"", esc);
         (void) fprintf(f, ",\"log_format\":\"%s\",\"log_level\":\"%s\"}\n",

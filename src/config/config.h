@@ -70,6 +70,7 @@ typedef struct Config {
         uint32_t zygote_max_age_ms;          /* ... or after this long (0: never) */
         char api_keys_file[CONFIG_PATH_MAX]; /* empty: no authentication */
         bool playground;                     /* serve the browser playground at / */
+        bool plot_zygote;                    /* one more zygote, with matplotlib, for plots */
         LogFormat log_format;
         LogLevel log_level;
 } Config;
@@ -107,6 +108,16 @@ typedef struct ConfigInvocation {
 
 /* Sandbox slots (each with its own uid, cgroup and network namespace): one per running
  * sandbox and one per warm one. */
+/* The plot zygote's module: preloaded only by that zygote, unless --preload names it. */
+#define CONFIG_PLOT_MODULE "matplotlib"
+
+/* Whether a zygote of its own preloads matplotlib for the scripts that name it
+ * (--plot-zygote, and --preload does not already give it to every zygote). */
+bool config_plot_lane(const Config *c);
+
+/* The plot zygote's preload: --preload and matplotlib. Returns 0, or -ENAMETOOLONG. */
+int config_plot_preload(const Config *c, char *buf, size_t len);
+
 static inline unsigned config_slots(const Config *c)
 {
         return c->concurrency + c->pool_size;

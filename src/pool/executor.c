@@ -23,7 +23,8 @@
  * wait in JOB_READY, blocked on their ctl socket. A request adopts one (its set-up is then
  * off the request path) or, when none is ready, gets a sandbox of its own (cold). A warm
  * sandbox is handed out once (adopting moves it to JOB_RUNNING) and only after it reported
- * every layer in place.
+ * every layer in place. Which warm sandbox a request takes, and what the next one is to be
+ * (from the plot zygote, with the learned prefault set), is warm.c's choice.
  *
  * Priorities (when the service may raise them again, CAP_SYS_NICE): the pool is
  * background work. Warm sandboxes do their set-up and warm-up, and wait, at nice +10; the
@@ -75,7 +76,7 @@ static bool spawn(Executor *ex, Job *j, uint32_t flags)
         unsigned slot;
         int r;
 
-        if (ex->running >= ex->n_slots || !(z = zygote_pick(ex)))
+        if (ex->running >= ex->n_slots || !(z = zygote_pick(ex, j->plot)))
                 return false;
         assert(j->state == JOB_QUEUED);
         for (slot = 0; ex->slots[slot]; slot++)
@@ -88,6 +89,7 @@ static bool spawn(Executor *ex, Job *j, uint32_t flags)
         ex->slots[slot] = j;
         ex->running++;
         j->zygote = z;
+        j->plot = ex->lanes[z->lane].plot;
         z->jobs++;
         z->spawns++;
         z->cloning++;
@@ -177,40 +179,13 @@ static void adopt(Executor *ex, Job *w, Job *q)
         sandbox_send_job(ex, w);
 }
 
-/* The learned prefault set (ZYGOTE_SPAWN_PREFAULT) costs every warm sandbox ~3 ms of CPU
- * and saves a pandas request ~2.5 ms of latency at ~0.3 ms of CPU; a request that does not
- * use pandas gains nothing. Measured (docs/PERFORMANCE.md), it pays when more than about 60
- * % of requests use pandas: warm sandboxes take it while a moving average (the last ~16
- * requests) of the scripts that name pandas is above 2/3. A hint, not a guarantee: a
- * comment that says pandas only costs CPU. */
-#define PANDAS_SHARE_ONE       65536u
-#define PANDAS_SHARE_PREFAULT  (PANDAS_SHARE_ONE * 2 / 3)
-#define PANDAS_SHARE_WEIGHT_SH 4 /* each request weighs 1/16 */
-
-static void prefault_note(Executor *ex, const Job *q)
-{
-        bool pandas = memmem(q->script, q->script_len, "pandas", 6) != NULL;
-
-        ex->pandas_share -= ex->pandas_share >> PANDAS_SHARE_WEIGHT_SH;
-        if (pandas)
-                ex->pandas_share += PANDAS_SHARE_ONE >> PANDAS_SHARE_WEIGHT_SH;
-}
-
-static Job *ready_warm(Executor *ex)
-{
-        for (unsigned i = 0; i < ex->n_slots; i++)
-                if (ex->slots[i] && ex->slots[i]->state == JOB_READY &&
-                    ex->slots[i]->kill == JOB_NOT_KILLED)
-                        return ex->slots[i];
-        return NULL;
-}
-
 static void start_jobs(Executor *ex, bool stopping)
 {
         while (ex->busy < ex->cfg->concurrency) {
-                Job *w = ready_warm(ex), *q;
+                bool can_spawn = any_zygote(ex) && ex->running < ex->n_slots;
+                Job *w, *q;
 
-                if (!w && (!any_zygote(ex) || ex->running >= ex->n_slots))
+                if (!can_spawn && !warm_ready(ex))
                         break;
                 q = take_request(ex);
                 if (!q)
@@ -222,7 +197,8 @@ static void start_jobs(Executor *ex, bool stopping)
                         job_retire(ex, q);
                         continue;
                 }
-                prefault_note(ex, q);
+                warm_note_hints(ex, q);
+                w = warm_for(ex, q, can_spawn);
                 if (w)
                         adopt(ex, w, q);
                 else {
@@ -232,6 +208,8 @@ static void start_jobs(Executor *ex, bool stopping)
                 }
         }
 
+        if (!stopping)
+                warm_plot_make_room(ex);
         /* Refill the pool in the background, but not while a request runs and a warm
          * sandbox is still ready: the refill's clone and set-up would compete with that
          * request for the CPU (and for the zygote, which also reaps it). */
@@ -239,7 +217,7 @@ static void start_jobs(Executor *ex, bool stopping)
                 Job *w;
                 if (!any_zygote(ex) || ex->running >= ex->n_slots)
                         break;
-                if (ex->busy > 0 && ready_warm(ex))
+                if (ex->busy > 0 && warm_ready(ex))
                         break;
                 /* Requests waiting: they get cold sandboxes as slots free up. A warm one
                  * costs its warm-up run on top, which buys latency only when idle. */
@@ -249,12 +227,12 @@ static void start_jobs(Executor *ex, bool stopping)
                 if (!w)
                         break;
                 w->origin = JOB_WARM;
+                w->plot = warm_plot_wanted(ex);
                 ex->warm++;
-                (void) spawn(
-                        ex, w,
-                        ZYGOTE_SPAWN_PREWARM | (ex->background_warm ? ZYGOTE_SPAWN_BACKGROUND : 0) |
-                                (ex->pandas_share > PANDAS_SHARE_PREFAULT ? ZYGOTE_SPAWN_PREFAULT
-                                                                          : 0));
+                (void) spawn(ex, w,
+                             ZYGOTE_SPAWN_PREWARM |
+                                     (ex->background_warm ? ZYGOTE_SPAWN_BACKGROUND : 0) |
+                                     (warm_prefault_wanted(ex) ? ZYGOTE_SPAWN_PREFAULT : 0));
         }
 }
 
@@ -278,6 +256,8 @@ static int check_deadlines(Executor *ex)
         }
         for (unsigned i = 0; i < ex->n_lanes; i++) {
                 const Lane *l = &ex->lanes[i];
+                if (!lane_active(ex, i))
+                        continue;
                 if (!l->current)
                         next = MIN(next, l->restart_at_usec);
                 else if (ex->cfg->zygote_max_age_ms)
@@ -459,11 +439,11 @@ bool executor_ready(Executor *ex)
         return ready;
 }
 
-static int launch_zygote(const Config *cfg, const Cgroups *cg, pid_t *ret_pid, int *ret_sock,
-                         void *userdata)
+static int launch_zygote(const Config *cfg, const Cgroups *cg, bool plot, pid_t *ret_pid,
+                         int *ret_sock, void *userdata)
 {
         (void) userdata;
-        return zygote_launch(cfg, cg, ret_pid, ret_sock);
+        return zygote_launch(cfg, cg, plot, ret_pid, ret_sock);
 }
 
 int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
@@ -489,8 +469,11 @@ int executor_new_with_launcher(const Config *cfg, ZygoteLaunchFn launch, void *u
                 ex->zygotes[i] = (Zygote){.state = ZYGOTE_FREE, .sock = -EBADF};
         ex->w_wake = (DispatchWatch){on_wake, NULL};
         ex->w_signal = (DispatchWatch){on_signal, NULL};
-        ex->n_lanes = MAX(1u, MIN(cfg->zygotes, (unsigned) CONFIG_ZYGOTES_MAX));
-        for (unsigned i = 0; i < CONFIG_ZYGOTES_MAX; i++)
+        ex->n_plain = MAX(1u, MIN(cfg->zygotes, (unsigned) CONFIG_ZYGOTES_MAX));
+        ex->n_lanes = ex->n_plain;
+        if (config_plot_lane(cfg))
+                ex->lanes[ex->n_lanes++].plot = true;
+        for (unsigned i = 0; i < N_LANES; i++)
                 ex->lanes[i].restart_backoff_usec = RESTART_MIN_USEC;
         (void) pthread_mutex_init(&ex->lock, NULL);
         ex->n_slots = config_slots(cfg);

@@ -31,8 +31,8 @@ int executor_new(const Config *cfg, Executor **ret, char *errbuf, size_t errlen)
 /* How a zygote is started: zygote_launch()'s contract (zygote/zygote.h), with `userdata`.
  * The unit tests start a fake zygote that speaks the same protocol. */
 typedef struct Cgroups Cgroups;
-typedef int (*ZygoteLaunchFn)(const Config *cfg, const Cgroups *cg, pid_t *ret_pid, int *ret_sock,
-                              void *userdata);
+typedef int (*ZygoteLaunchFn)(const Config *cfg, const Cgroups *cg, bool plot, pid_t *ret_pid,
+                              int *ret_sock, void *userdata);
 
 /* executor_new() with another way to start zygotes. */
 int executor_new_with_launcher(const Config *cfg, ZygoteLaunchFn launch, void *userdata,

@@ -104,6 +104,7 @@ struct Job {
         uint64_t oom_kills_before; /* the slot's OOM-kill count when the job started */
         JobOrigin origin;
         JobPhase phase;
+        bool plot; /* for (or from) the plot zygote: its script names matplotlib */
 };
 
 typedef enum ZygoteState {
@@ -132,10 +133,13 @@ struct Zygote {
 typedef struct Lane {
         Zygote *current; /* the one that serves; NULL while none is up */
         uint64_t restart_at_usec, restart_backoff_usec;
+        unsigned long long starts;
+        bool plot; /* the plot zygote's (config_plot_lane), after the cfg->zygotes others */
 } Lane;
 
+#define N_LANES (CONFIG_ZYGOTES_MAX + 1)
 /* Per lane: the serving one, and its successor or predecessor. */
-#define N_ZYGOTES (2 * CONFIG_ZYGOTES_MAX)
+#define N_ZYGOTES (2 * N_LANES)
 
 struct Executor {
         const Config *cfg;
@@ -166,15 +170,17 @@ struct Executor {
         bool kill_at_once;        /* cgroup.kill: answer at the frame, not at the reap */
         bool background_warm;     /* warm sandboxes wait at a lower priority (see adopt) */
         uint32_t pandas_share;    /* recent requests that name pandas, in 1/65536 (see
-                                   * prefault_note in executor.c) */
+                                   * warm_note_hints in warm.c) */
         int nice;                 /* the service's own nice value: a request's priority */
         uint64_t next_token;
         Zygote zygotes[N_ZYGOTES];
-        Lane lanes[CONFIG_ZYGOTES_MAX];
-        unsigned n_lanes;   /* cfg->zygotes */
-        unsigned next_lane; /* where the search for the least busy zygote starts */
-        unsigned long long zygotes_started;
-        Job *graveyard; /* finished jobs whose watches may still be in the event batch */
+        Lane lanes[N_LANES];
+        unsigned n_lanes;    /* cfg->zygotes, and the plot lane if there is one */
+        unsigned n_plain;    /* cfg->zygotes: the lanes before the plot lane */
+        unsigned next_lane;  /* where the search for the least busy zygote starts */
+        bool plot_wanted;    /* a script named matplotlib: the plot lane starts */
+        uint32_t plot_share; /* recent requests that name matplotlib, in 1/65536 */
+        Job *graveyard;      /* finished jobs whose watches may still be in the event batch */
 };
 
 #define STAT_ADD(ex, field)                               \
@@ -211,7 +217,9 @@ void sandbox_on_client(Executor *ex, Job *j, uint32_t events);
 
 /* zygotes.c: the zygote processes (start, hand-over, loss) and their messages. */
 int zygote_start(Executor *ex, unsigned lane);
-Zygote *zygote_pick(Executor *ex);
+Zygote *zygote_pick(Executor *ex, bool plot);
+Zygote *zygote_plot(Executor *ex);
+bool lane_active(const Executor *ex, unsigned lane);
 void zygote_maybe_retire(Executor *ex, Zygote *z);
 void zygote_lost(Executor *ex, Zygote *z, const char *why);
 void zygote_housekeeping(Executor *ex);
@@ -219,6 +227,14 @@ void zygote_on_readable(Executor *ex, Zygote *z);
 void zygotes_on_sigchld(Executor *ex);
 int zygote_wait_first_ready(Executor *ex, Zygote *z, char *errbuf, size_t errlen);
 void zygotes_stop(Executor *ex);
+
+/* warm.c: which warm sandbox a request takes, and what the next warm sandbox is to be. */
+void warm_note_hints(Executor *ex, Job *q);
+Job *warm_ready(Executor *ex);
+Job *warm_for(Executor *ex, const Job *q, bool can_spawn);
+bool warm_plot_wanted(Executor *ex);
+void warm_plot_make_room(Executor *ex);
+bool warm_prefault_wanted(const Executor *ex);
 
 /* priority.c: the warm pool as background work. */
 bool priority_can_raise(int *ret_nice);

@@ -6,7 +6,14 @@
  * clones sandboxes one at a time (~1.5 ms of its CPU each), so on many cores one would cap
  * throughput (docs/PERFORMANCE.md, "More zygotes"). A spawn goes to the serving zygote with
  * the shortest backlog. Each lane is replaced, restarted and backed off on its own; at most
- * one zygote starts at a time, since a start (importing pandas) takes seconds of CPU. */
+ * one zygote starts at a time, since a start (importing pandas) takes seconds of CPU.
+ *
+ * The plot lane (config_plot_lane) is one more, whose zygote preloads matplotlib as well:
+ * that costs every sandbox cloned from it ~1 ms of CPU more (a bigger image to copy and
+ * tear down; docs/PERFORMANCE.md), so only the scripts that name matplotlib go there. It
+ * starts when the first such script arrives (that one runs where it would otherwise, and
+ * imports matplotlib itself). Any zygote can run any script: a lane is a cost choice,
+ * never a security one. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -36,20 +43,37 @@ static void zygote_update_ready(Executor *ex)
         (void) pthread_mutex_unlock(&ex->lock);
 }
 
-/* The serving zygote with the fewest SPAWNs still to answer, the search starting at the
- * lane after the last pick (so that equal ones take turns); NULL while none serves. */
-Zygote *zygote_pick(Executor *ex)
+/* The plot lane's serving zygote, or NULL. */
+Zygote *zygote_plot(Executor *ex)
+{
+        return ex->n_lanes > ex->n_plain ? ex->lanes[ex->n_plain].current : NULL;
+}
+
+/* Whether a lane is to have a zygote: every lane but the plot lane, and that one once a
+ * script named matplotlib. */
+bool lane_active(const Executor *ex, unsigned lane)
+{
+        return !ex->lanes[lane].plot || ex->plot_wanted;
+}
+
+/* A serving zygote for a sandbox: the plot zygote for a plot script when it is up;
+ * otherwise, of the other lanes, the one with the fewest SPAWNs still to answer, the search
+ * starting at the lane after the last pick (so that equal ones take turns); the plot
+ * zygote when none of those is up. NULL while none serves. */
+Zygote *zygote_pick(Executor *ex, bool plot)
 {
         Zygote *best = NULL;
 
-        for (unsigned k = 0; k < ex->n_lanes; k++) {
-                Zygote *z = ex->lanes[(ex->next_lane + k) % ex->n_lanes].current;
+        if (plot && zygote_plot(ex))
+                return zygote_plot(ex);
+        for (unsigned k = 0; k < ex->n_plain; k++) {
+                Zygote *z = ex->lanes[(ex->next_lane + k) % ex->n_plain].current;
                 if (z && (!best || z->cloning < best->cloning))
                         best = z;
         }
         if (best)
-                ex->next_lane = (best->lane + 1) % ex->n_lanes;
-        return best;
+                ex->next_lane = (best->lane + 1) % ex->n_plain;
+        return best ? best : zygote_plot(ex);
 }
 
 static void zygote_event(DispatchWatch *w, uint32_t events, void *ctx)
@@ -68,11 +92,12 @@ int zygote_start(Executor *ex, unsigned lane)
                         z = &ex->zygotes[i];
         if (!z)
                 return -EBUSY;
-        r = ex->launch(ex->cfg, ex->cgroups, &z->pid, &z->sock, ex->launch_userdata);
+        r = ex->launch(ex->cfg, ex->cgroups, ex->lanes[lane].plot, &z->pid, &z->sock,
+                       ex->launch_userdata);
         if (r < 0)
                 return r;
         /* The first start of each lane is not a restart. */
-        if (ex->zygotes_started++ >= ex->n_lanes)
+        if (ex->lanes[lane].starts++ > 0)
                 STAT_ADD(ex, zygote_starts);
         *z = (Zygote){.state = ZYGOTE_STARTING,
                       .lane = lane,
@@ -203,7 +228,8 @@ void zygote_housekeeping(Executor *ex)
                 for (unsigned lane = 0; lane < ex->n_lanes; lane++) {
                         Lane *l = &ex->lanes[lane];
                         bool serving = l->current != NULL;
-                        if (serving != (pass == 1) || !lane_needs_start(ex, lane, now))
+                        if (serving != (pass == 1) || !lane_active(ex, lane) ||
+                            !lane_needs_start(ex, lane, now))
                                 continue;
                         r = zygote_start(ex, lane);
                         if (r < 0) {
@@ -408,6 +434,9 @@ void zygotes_stop(Executor *ex)
 {
         for (size_t i = 0; i < N_ZYGOTES; i++) {
                 Zygote *z = &ex->zygotes[i];
+                /* One still importing its modules would notice only once it is done. */
+                if (z->state == ZYGOTE_STARTING && z->pid > 0)
+                        (void) kill(z->pid, SIGKILL);
                 zygote_close(ex, z);
                 if (z->pid > 0) {
                         (void) waitpid(z->pid, NULL, 0);

@@ -77,7 +77,7 @@ static int binary_copy(void)
         return TAKE_FD(dst);
 }
 
-int zygote_launch(const Config *cfg, const Cgroups *cg, pid_t *ret_pid, int *ret_sock)
+int zygote_launch(const Config *cfg, const Cgroups *cg, bool plot, pid_t *ret_pid, int *ret_sock)
 {
         _cleanup_close_ int parent_end = -EBADF, child_end = -EBADF, exe = -EBADF;
         int sv[2], r;
@@ -97,7 +97,10 @@ int zygote_launch(const Config *cfg, const Cgroups *cg, pid_t *ret_pid, int *ret
         pid_t pid;
 
         static_assert(sizeof(zc.preload) >= CONFIG_PRELOAD_MAX, "preload does not fit");
-        memcpy(zc.preload, cfg->preload, sizeof(cfg->preload));
+        if (!plot)
+                memcpy(zc.preload, cfg->preload, sizeof(cfg->preload));
+        else if ((r = config_plot_preload(cfg, zc.preload, sizeof(zc.preload))) < 0)
+                return r;
 
         exe = binary_copy();
         if (exe < 0)

@@ -19,10 +19,11 @@ _Noreturn void zygote_main(void);
 /* Starts a zygote: fork + exec of /proc/self/exe with a clean environment, then sends it
  * its configuration. Async-signal-safe between fork and exec, so it may be called from a
  * multi-threaded supervisor (a zygote restart). Passes each slot's cgroup.procs files when
- * `cg` is given. On success returns 0 and the zygote's pid
+ * `cg` is given. A `plot` zygote preloads matplotlib as well (config_plot_preload). On
+ * success returns 0 and the zygote's pid
  * and the supervisor's end of the socket (CLOEXEC, blocking); the ZygoteReady message
  * arrives on it later. */
-int zygote_launch(const Config *cfg, const Cgroups *cg, pid_t *ret_pid, int *ret_sock);
+int zygote_launch(const Config *cfg, const Cgroups *cg, bool plot, pid_t *ret_pid, int *ret_sock);
 
 /* Reads and checks the ZygoteReady message. Returns 0 when the zygote is ready, -EPROTO on
  * a malformed message, the zygote's own -errno (message in ret->message) if it failed. */

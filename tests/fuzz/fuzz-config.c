@@ -92,6 +92,9 @@ static void check_print(const Config *c)
         check_number(j, "pids_max", c->pids_max);
         check_number(j, "zygotes", c->zygotes);
         check_number(j, "zygote_max_spawns", c->zygote_max_spawns);
+        fuzz_check(json_is_boolean(json_object_get(j, "plot_zygote")) &&
+                           json_is_true(json_object_get(j, "plot_zygote")) == c->plot_zygote,
+                   "--print-config \"plot_zygote\" differs");
         fuzz_check(json_is_boolean(json_object_get(j, "playground")) &&
                            json_is_true(json_object_get(j, "playground")) == c->playground,
                    "--print-config \"playground\" differs");

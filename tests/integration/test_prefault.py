@@ -1,6 +1,6 @@
 """The learned prefault set (src/sandbox/prefault.h): at start the zygote learns which of
 its pages the README's examples write, and warm sandboxes take those pages before their
-request while most recent requests use pandas (executor.c, prefault_note). Observed from
+request while most recent requests use pandas (warm.c, warm_prefault_wanted). Observed from
 outside: the log line with the set's size, and the private memory of the warm sandboxes
 waiting in the pool, which grows by the set while pandas requests dominate and shrinks back
 when they stop. Memory sizes only, no timing."""

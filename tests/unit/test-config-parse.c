@@ -86,7 +86,8 @@ static void test_defaults(void **state)
         assert_int_equal(c.concurrency, ncpu > 1024 ? 1024 : ncpu > 0 ? ncpu : 1);
         assert_int_equal(c.queue_size, 100);
         assert_int_equal(c.max_connections, 1024);
-        assert_string_equal(c.preload, "numpy,pandas,matplotlib");
+        assert_string_equal(c.preload, "numpy,pandas");
+        assert_true(c.plot_zygote);
         assert_int_equal(c.uid_base, 100000);
         assert_int_equal(c.log_format, LOG_FORMAT_AUTO);
         assert_int_equal(c.log_level, LOG_LEVEL_INFO);
@@ -344,10 +345,50 @@ static void test_preload(void **state)
         /* Up to CONFIG_PRELOAD_MAX - 1 characters fit; one more does not. */
         memset(longest, 'a', sizeof(longest));
         longest[CONFIG_PRELOAD_MAX - 1] = '\0';
-        assert_string_equal(ok(ARGS("--preload", longest), NO_ENV).preload, longest);
+        assert_string_equal(
+                ok(ARGS("--plot-zygote", "false", "--preload", longest), NO_ENV).preload, longest);
         longest[CONFIG_PRELOAD_MAX - 1] = 'a';
         longest[CONFIG_PRELOAD_MAX] = '\0';
+        bad(ARGS("--plot-zygote", "false", "--preload", longest), NO_ENV);
+
+        /* With the plot zygote, ",matplotlib" must fit after it as well. */
+        longest[CONFIG_PRELOAD_MAX - 1 - strlen("," CONFIG_PLOT_MODULE)] = '\0';
+        assert_string_equal(ok(ARGS("--preload", longest), NO_ENV).preload, longest);
+        longest[CONFIG_PRELOAD_MAX - 1 - strlen("," CONFIG_PLOT_MODULE)] = 'a';
+        longest[CONFIG_PRELOAD_MAX - strlen("," CONFIG_PLOT_MODULE)] = '\0';
         bad(ARGS("--preload", longest), NO_ENV);
+}
+
+/* The plot zygote: there unless switched off or matplotlib is in every zygote's preload,
+ * with --preload and matplotlib. */
+static void test_plot_zygote(void **state)
+{
+        char buf[CONFIG_PRELOAD_MAX];
+        Config c;
+        (void) state;
+
+        c = ok(NO_ARGS, NO_ENV);
+        assert_true(config_plot_lane(&c));
+        assert_int_equal(config_plot_preload(&c, buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "numpy,pandas,matplotlib");
+        c = ok(ARGS("--preload", ""), NO_ENV);
+        assert_int_equal(config_plot_preload(&c, buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "matplotlib");
+        c = ok(ARGS("--preload", "matplotlib.pyplot,os"), NO_ENV);
+        assert_true(config_plot_lane(&c));
+        c = ok(ARGS("--preload", "os,matplotlib"), NO_ENV);
+        assert_false(config_plot_lane(&c));
+        c = ok(ARGS("--preload", "matplotlib,os"), NO_ENV);
+        assert_false(config_plot_lane(&c));
+        c = ok(ARGS("--plot-zygote", "false"), NO_ENV);
+        assert_false(config_plot_lane(&c));
+        c = ok(NO_ARGS, ENV("PYEXECD_PLOT_ZYGOTE=off"));
+        assert_false(c.plot_zygote);
+        bad(ARGS("--plot-zygote", "maybe"), NO_ENV);
+        c = ok(ARGS("--zygotes", "16"), NO_ENV);
+        assert_int_equal(c.zygotes, 16);
+        bad(ARGS("--zygotes", "0"), NO_ENV);
+        bad(ARGS("--zygotes", "17"), NO_ENV);
 }
 
 static void test_log_names(void **state)
@@ -730,6 +771,7 @@ static void test_short_errbuf(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_plot_zygote),
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_environment_overrides),
                 cmocka_unit_test(test_environment_names_are_exact),

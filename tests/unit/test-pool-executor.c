@@ -9,10 +9,12 @@
  *   "exit:N"      hello, then exit N before acknowledging its job (the service's fault)
  *   "kill-zygote" hello, ack, then SIGKILL to the fake zygote (a zygote crash)
  *   "ppid"        like "ok", with the pid of its zygote on stdout instead of "out"
+ *   "matplotlib"  the same (a script that names matplotlib: for the plot zygote)
  *
  * Covered: answers and their outcomes, the unacknowledged exit, deadlines, warm adoption,
  * admission (overload), queue expiry, a request counted free once answered, zygote loss and
- * restart, several zygotes (spawns spread, one lost while the others serve), shutdown, and
+ * restart, several zygotes (spawns spread, one lost while the others serve), the plot
+ * zygote (started at the first script that names matplotlib, then serving those), shutdown, and
  * the busy/queued/warm counts. */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,7 +69,7 @@ static _Noreturn void fake_sandbox(int ctl, int out, int err)
                 for (;;)
                         (void) pause();
         }
-        if (strcmp(script, "ppid") == 0) {
+        if (strcmp(script, "ppid") == 0 || strcmp(script, "matplotlib") == 0) {
                 char pid[16];
                 int n = snprintf(pid, sizeof(pid), "%d", (int) getppid());
                 if (write_all(out, pid, (size_t) n) < 0)
@@ -149,10 +151,11 @@ static _Noreturn void fake_zygote(int sock)
 
 typedef struct Launches {
         int count;
+        int plot; /* of which plot zygotes */
 } Launches;
 
-static int launch_fake(const Config *cfg, const Cgroups *cg, pid_t *ret_pid, int *ret_sock,
-                       void *userdata)
+static int launch_fake(const Config *cfg, const Cgroups *cg, bool plot, pid_t *ret_pid,
+                       int *ret_sock, void *userdata)
 {
         Launches *l = userdata;
         int sv[2];
@@ -160,6 +163,8 @@ static int launch_fake(const Config *cfg, const Cgroups *cg, pid_t *ret_pid, int
 
         (void) cfg;
         (void) cg;
+        if (plot)
+                __atomic_add_fetch(&l->plot, 1, __ATOMIC_SEQ_CST);
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return -errno;
         pid = fork();
@@ -309,6 +314,7 @@ static Fixture *start_zygotes(unsigned concurrency, unsigned pool, unsigned queu
         f->cfg.pool_size = pool;
         f->cfg.queue_size = queue;
         f->cfg.zygotes = zygotes;
+        f->cfg.plot_zygote = false;
         f->cfg.disabled_layers = LAYER_CGROUPS; /* no root here */
         f->cfg.log_level = LOG_LEVEL_ERROR;
         assert_int_equal(executor_new_with_launcher(&f->cfg, launch_fake, &f->launches, &f->ex, err,
@@ -560,6 +566,58 @@ static void test_zygote_lost_while_another_serves(void **state)
         stop(f);
 }
 
+static Answer *run_ok_pid(Executor *ex, const char *script, char *pid, size_t len)
+{
+        Answer *a = run(ex, script, 5000);
+
+        assert_int_equal(a->o.end, EXEC_END_NORMAL);
+        assert_true(atoi(a->out) > 0);
+        (void) snprintf(pid, len, "%s", a->out);
+        return a;
+}
+
+/* No plot zygote until a script names matplotlib; that script runs at once where it can
+ * (a plain zygote), the plot zygote starts, and from then on such scripts go to it and the
+ * others do not. */
+static void test_plot_zygote_started_on_demand(void **state)
+{
+        Fixture *f = calloc(1, sizeof(*f));
+        char err[256] = "", plain[64], first[64], plot[64], again[64];
+        ExecutorStats st;
+        (void) state;
+
+        assert_non_null(f);
+        config_defaults(&f->cfg);
+        f->cfg.concurrency = 1;
+        f->cfg.pool_size = 0;
+        f->cfg.zygotes = 1;
+        f->cfg.plot_zygote = true;
+        f->cfg.disabled_layers = LAYER_CGROUPS;
+        f->cfg.log_level = LOG_LEVEL_ERROR;
+        assert_int_equal(executor_new_with_launcher(&f->cfg, launch_fake, &f->launches, &f->ex, err,
+                                                    sizeof(err)),
+                         0);
+        answer_free(run_ok_pid(f->ex, "ppid", plain, sizeof(plain)));
+        answer_free(run_ok_pid(f->ex, "ppid", again, sizeof(again)));
+        assert_string_equal(plain, again);
+        assert_int_equal(f->launches.count, 1);
+        assert_int_equal(f->launches.plot, 0);
+
+        answer_free(run_ok_pid(f->ex, "matplotlib", first, sizeof(first)));
+        assert_string_equal(first, plain); /* it did not wait for the plot zygote */
+        assert_true(eventually(two_zygotes_up, f->ex));
+        assert_int_equal(f->launches.plot, 1);
+        answer_free(run_ok_pid(f->ex, "matplotlib", plot, sizeof(plot)));
+        assert_string_not_equal(plot, plain);
+        answer_free(run_ok_pid(f->ex, "ppid", again, sizeof(again)));
+        assert_string_equal(again, plain);
+        answer_free(run_ok_pid(f->ex, "matplotlib", again, sizeof(again)));
+        assert_string_equal(again, plot);
+        executor_stats(f->ex, &st);
+        assert_int_equal(st.zygote_starts, 0);
+        stop(f);
+}
+
 static void test_shutdown_answers_what_runs(void **state)
 {
         Fixture *f = start(1, 0, 4);
@@ -594,6 +652,7 @@ int main(void)
                 cmocka_unit_test(test_zygote_loss_and_restart),
                 cmocka_unit_test(test_spawns_spread_over_zygotes),
                 cmocka_unit_test(test_zygote_lost_while_another_serves),
+                cmocka_unit_test(test_plot_zygote_started_on_demand),
                 cmocka_unit_test(test_shutdown_answers_what_runs),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,121 @@
+/* The warm pool's choices (see executor.c): which warm sandbox a request takes, and what the
+ * next warm sandbox is to be (from the plot zygote or not, with the learned prefault set
+ * or not), from hints in the recent scripts' text. */
+#include <string.h>
+
+#include "pool/internal.h"
+#include "util/macro.h"
+
+/* The learned prefault set (ZYGOTE_SPAWN_PREFAULT) costs every warm sandbox ~3 ms of CPU
+ * and saves a pandas request ~2.5 ms of latency at ~0.3 ms of CPU; a request that does not
+ * use pandas gains nothing. Measured (docs/PERFORMANCE.md), it pays when more than about 60
+ * % of requests use pandas: warm sandboxes take it while a moving average (the last ~16
+ * requests) of the scripts that name pandas is above 2/3. A hint, not a guarantee: a
+ * comment that says pandas only costs CPU. */
+#define PANDAS_SHARE_ONE       65536u
+#define PANDAS_SHARE_PREFAULT  (PANDAS_SHARE_ONE * 2 / 3)
+#define PANDAS_SHARE_WEIGHT_SH 4 /* each request weighs 1/16 */
+
+/* Plots: a script that names matplotlib is for the plot zygote (zygotes.c). The pool holds
+ * plot sandboxes in proportion to the recent share of such scripts (the same moving
+ * average), at least one while more than 1/8 of them are (with a pool of two or more): a
+ * cold one costs such a request its clone and set-up (~13 ms here, back to back), where a
+ * plain warm one would cost it the import of matplotlib (~380 ms). */
+#define PLOT_SHARE_WARM (PANDAS_SHARE_ONE / 8)
+
+void warm_note_hints(Executor *ex, Job *q)
+{
+        bool pandas = memmem(q->script, q->script_len, "pandas", 6) != NULL;
+
+        q->plot = ex->n_lanes > ex->n_plain && memmem(q->script, q->script_len, CONFIG_PLOT_MODULE,
+                                                      sizeof(CONFIG_PLOT_MODULE) - 1) != NULL;
+        ex->plot_wanted = ex->plot_wanted || q->plot;
+        ex->pandas_share -= ex->pandas_share >> PANDAS_SHARE_WEIGHT_SH;
+        if (pandas)
+                ex->pandas_share += PANDAS_SHARE_ONE >> PANDAS_SHARE_WEIGHT_SH;
+        ex->plot_share -= ex->plot_share >> PANDAS_SHARE_WEIGHT_SH;
+        if (q->plot)
+                ex->plot_share += PANDAS_SHARE_ONE >> PANDAS_SHARE_WEIGHT_SH;
+}
+
+static bool usable(const Job *j)
+{
+        return j && j->state == JOB_READY && j->kill == JOB_NOT_KILLED;
+}
+
+Job *warm_ready(Executor *ex)
+{
+        for (unsigned i = 0; i < ex->n_slots; i++)
+                if (usable(ex->slots[i]))
+                        return ex->slots[i];
+        return NULL;
+}
+
+/* The warm sandbox for request q: one of its own kind (plot or not) if any is ready. A
+ * plot script takes a plain one only when no plot sandbox can be spawned instead; a plain
+ * script takes a plot one rather than wait for a cold sandbox. NULL: spawn one. */
+Job *warm_for(Executor *ex, const Job *q, bool can_spawn)
+{
+        Job *other = NULL;
+
+        for (unsigned i = 0; i < ex->n_slots; i++) {
+                Job *j = ex->slots[i];
+                if (!usable(j))
+                        continue;
+                if (j->plot == q->plot)
+                        return j;
+                other = other ? other : j;
+        }
+        if (q->plot && can_spawn && zygote_plot(ex))
+                return NULL;
+        return other;
+}
+
+/* How many of the pool's sandboxes are to come from the plot zygote (see PLOT_SHARE_WARM). */
+static unsigned plot_target(Executor *ex)
+{
+        unsigned pool = ex->cfg->pool_size, n;
+
+        if (ex->plot_share <= PLOT_SHARE_WARM || !zygote_plot(ex))
+                return 0;
+        n = (unsigned) (((uint64_t) pool * ex->plot_share + PANDAS_SHARE_ONE / 2) /
+                        PANDAS_SHARE_ONE);
+        return pool >= 2 ? MAX(n, 1u) : n;
+}
+
+/* Whether the next warm sandbox is to come from the plot zygote. */
+bool warm_plot_wanted(Executor *ex)
+{
+        unsigned n = 0;
+
+        for (unsigned i = 0; i < ex->n_slots; i++)
+                n += ex->slots[i] && ex->slots[i]->origin == JOB_WARM && ex->slots[i]->plot &&
+                     ex->slots[i]->kill == JOB_NOT_KILLED;
+        return n < plot_target(ex);
+}
+
+/* Plots became more frequent while the pool is full: a plain sandbox (ready, not adopted)
+ * makes room for a plot one, one at a time. */
+void warm_plot_make_room(Executor *ex)
+{
+        Job *victim = NULL;
+
+        if (ex->warm < ex->cfg->pool_size || !warm_plot_wanted(ex))
+                return;
+        for (unsigned i = 0; i < ex->n_slots; i++) {
+                Job *j = ex->slots[i];
+                if (!j || j->origin != JOB_WARM)
+                        continue;
+                if (j->kill != JOB_NOT_KILLED)
+                        return; /* one is going already */
+                if (!victim && j->state == JOB_READY && !j->plot)
+                        victim = j;
+        }
+        if (victim)
+                job_fail(ex, victim, "replaced by a plot sandbox", ESTALE);
+}
+
+bool warm_prefault_wanted(const Executor *ex)
+{
+        return ex->pandas_share > PANDAS_SHARE_PREFAULT;
+}
