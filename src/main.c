@@ -169,10 +169,12 @@ int main(int argc, char **argv)
                          "isolation than pyexecd is designed for; do not expose this instance.",
                          names);
         }
-        /* One script: importing matplotlib in its sandbox (~0.5 s) beats starting a zygote
-         * that preloads it (seconds) and that would serve nothing else. */
-        if (inv.action == CONFIG_ACTION_EXEC)
+        /* One script: one zygote; and importing matplotlib in its sandbox (~0.5 s) beats
+         * starting a zygote that preloads it (seconds) and that would serve nothing else. */
+        if (inv.action == CONFIG_ACTION_EXEC) {
                 cfg.plot_zygote = false;
+                cfg.zygotes = 1;
+        }
         r = ns_probe(_LAYER_ALL & ~cfg.disabled_layers, errbuf, sizeof(errbuf));
         if (r >= 0)
                 r = caps_probe(_LAYER_ALL & ~cfg.disabled_layers, errbuf, sizeof(errbuf));

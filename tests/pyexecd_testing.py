@@ -145,6 +145,21 @@ def metric(srv, name):
     return 0.0
 
 
+def start_plot_zygote(srv, timeout=300):
+    """Starts the plot zygote of `srv` (one with default flags: one zygote and the plot
+    zygote) with a script that names matplotlib, and waits, bounded, until a second zygote
+    serves, so that plotting tests see the service as it is once it has seen a plot: before
+    that, a plot imports matplotlib in its own sandbox, which takes more than the default
+    256 MiB under the sanitizer build's quarantine. Returns whether it is up."""
+    srv.execute("# matplotlib\ndef main():\n    return 1\n")
+    deadline = time.monotonic() + timeout
+    while metric(srv, "pyexecd_zygotes_up") < 2:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def wait_until_running(srv, n=1, timeout=60):
     """Waits (bounded) until `n` sandboxes of `srv` serve requests: no guessing with sleeps."""
     deadline = time.monotonic() + timeout

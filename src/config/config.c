@@ -124,8 +124,9 @@ bool config_plot_lane(const Config *c)
                 return false;
         for (const char *p = c->preload; *p;) {
                 size_t len = strcspn(p, ",");
-                if (len == n && memcmp(p, CONFIG_PLOT_MODULE, n) == 0)
-                        return false; /* every zygote preloads it */
+                /* matplotlib, or one of its modules: every zygote imports it then. */
+                if (len >= n && memcmp(p, CONFIG_PLOT_MODULE, n) == 0 && (len == n || p[n] == '.'))
+                        return false;
                 p += len + (p[len] == ',');
         }
         return true;

@@ -130,7 +130,8 @@ int metrics_render(const Metrics *m, const ExecutorStats *st, char **ret, size_t
                  "Zygotes started after the first of each lane (replacements and restarts "
                  "after a crash).",
                  offsetof(ExecutorStats, zygote_starts)},
-                {"pyexecd_zygotes_up", "gauge", "Zygotes serving (--zygotes at most).",
+                {"pyexecd_zygotes_up", "gauge",
+                 "Zygotes serving (--zygotes, and the plot zygote once started).",
                  offsetof(ExecutorStats, zygotes_up)},
         };
         static const struct {

@@ -254,17 +254,9 @@ static int check_deadlines(Executor *ex)
                 }
                 next = MIN(next, j->deadline_usec);
         }
-        for (unsigned i = 0; i < ex->n_lanes; i++) {
-                const Lane *l = &ex->lanes[i];
-                if (!lane_active(ex, i))
-                        continue;
-                if (!l->current)
-                        next = MIN(next, l->restart_at_usec);
-                else if (ex->cfg->zygote_max_age_ms)
-                        next = MIN(next, l->current->up_usec +
-                                                 (uint64_t) ex->cfg->zygote_max_age_ms * 1000);
-        }
         (void) pthread_mutex_lock(&ex->lock);
+        if (!ex->stopping) /* no zygote is started or replaced while stopping */
+                next = MIN(next, zygote_next_usec(ex));
         if (ex->stopping) {
                 if (now >= ex->stop_deadline_usec) {
                         for (unsigned i = 0; i < ex->n_slots; i++)

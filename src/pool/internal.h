@@ -16,6 +16,7 @@
 
 #define SETUP_GRACE_USEC       (10ULL * 1000000) /* spawn + sandbox set-up, at most */
 #define READY_TIMEOUT_MS       120000            /* first zygote start (imports pandas) */
+#define START_TIMEOUT_USEC     ((uint64_t) READY_TIMEOUT_MS * 1000) /* any later start */
 #define RESTART_MIN_USEC       (100ULL * 1000)
 #define RESTART_MAX_USEC       (5ULL * 1000000)
 #define READ_CHUNK             65536
@@ -124,7 +125,7 @@ struct Zygote {
         unsigned jobs;       /* sandboxes asked for and not yet finished */
         unsigned cloning;    /* SPAWNs sent, not yet answered (its backlog) */
         uint64_t spawns;
-        uint64_t up_usec;
+        uint64_t start_usec, up_usec;
         bool background; /* at the warm pool's lower priority (see zygote_set_background) */
 };
 
@@ -138,8 +139,9 @@ typedef struct Lane {
 } Lane;
 
 #define N_LANES (CONFIG_ZYGOTES_MAX + 1)
-/* Per lane: the serving one, and its successor or predecessor. */
-#define N_ZYGOTES (2 * N_LANES)
+/* Per lane: the serving one, its successor or predecessor, and one lost whose sandboxes
+ * are still being accounted for. */
+#define N_ZYGOTES (3 * N_LANES)
 
 struct Executor {
         const Config *cfg;
@@ -179,6 +181,7 @@ struct Executor {
         unsigned n_plain;    /* cfg->zygotes: the lanes before the plot lane */
         unsigned next_lane;  /* where the search for the least busy zygote starts */
         bool plot_wanted;    /* a script named matplotlib: the plot lane starts */
+        bool plot_failed;    /* the plot zygote said it cannot start: the lane stays off */
         uint32_t plot_share; /* recent requests that name matplotlib, in 1/65536 */
         Job *graveyard;      /* finished jobs whose watches may still be in the event batch */
 };
@@ -223,6 +226,7 @@ bool lane_active(const Executor *ex, unsigned lane);
 void zygote_maybe_retire(Executor *ex, Zygote *z);
 void zygote_lost(Executor *ex, Zygote *z, const char *why);
 void zygote_housekeeping(Executor *ex);
+uint64_t zygote_next_usec(const Executor *ex);
 void zygote_on_readable(Executor *ex, Zygote *z);
 void zygotes_on_sigchld(Executor *ex);
 int zygote_wait_first_ready(Executor *ex, Zygote *z, char *errbuf, size_t errlen);

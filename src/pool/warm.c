@@ -40,7 +40,9 @@ void warm_note_hints(Executor *ex, Job *q)
 
 static bool usable(const Job *j)
 {
-        return j && j->state == JOB_READY && j->kill == JOB_NOT_KILLED;
+        /* A killed one may have exited before its descriptors' EOF: then no kill is marked. */
+        return j && j->state == JOB_READY && j->kill == JOB_NOT_KILLED && !j->exited &&
+               j->end == EXEC_END_NORMAL;
 }
 
 Job *warm_ready(Executor *ex)

@@ -53,7 +53,7 @@ Zygote *zygote_plot(Executor *ex)
  * script named matplotlib. */
 bool lane_active(const Executor *ex, unsigned lane)
 {
-        return !ex->lanes[lane].plot || ex->plot_wanted;
+        return !ex->lanes[lane].plot || (ex->plot_wanted && !ex->plot_failed);
 }
 
 /* A serving zygote for a sandbox: the plot zygote for a plot script when it is up;
@@ -101,6 +101,7 @@ int zygote_start(Executor *ex, unsigned lane)
                 STAT_ADD(ex, zygote_starts);
         *z = (Zygote){.state = ZYGOTE_STARTING,
                       .lane = lane,
+                      .start_usec = now_usec(),
                       .pid = z->pid,
                       .sock = z->sock,
                       .watch = {zygote_event, z}};
@@ -121,7 +122,8 @@ static void zygote_close(Executor *ex, Zygote *z)
                 (void) epoll_ctl(ex->epfd, EPOLL_CTL_DEL, z->sock, NULL);
                 z->sock = safe_close(z->sock);
         }
-        z->state = z->pid > 0 ? ZYGOTE_GONE : ZYGOTE_FREE;
+        /* Reused only once reaped and its sandboxes' jobs are retired (they point at it). */
+        z->state = z->pid > 0 || z->jobs > 0 ? ZYGOTE_GONE : ZYGOTE_FREE;
         z->cloning = 0;
         if (ex->lanes[z->lane].current == z) {
                 ex->lanes[z->lane].current = NULL;
@@ -131,6 +133,10 @@ static void zygote_close(Executor *ex, Zygote *z)
 
 void zygote_maybe_retire(Executor *ex, Zygote *z)
 {
+        if (z->state == ZYGOTE_GONE && z->pid == 0 && z->jobs == 0) {
+                z->state = ZYGOTE_FREE; /* reaped, and its last job retired */
+                return;
+        }
         if (z->state == ZYGOTE_DRAINING && z->jobs == 0) {
                 log_info("zygote %d retired after %llu sandboxes", (int) z->pid,
                          (unsigned long long) z->spawns);
@@ -168,6 +174,22 @@ void zygote_lost(Executor *ex, Zygote *z, const char *why)
         }
 }
 
+/* A zygote said why it cannot start (a preloaded module missing, ...). The plot lane is
+ * then given up: it would fail the same way at every start, and scripts that name
+ * matplotlib run anywhere (importing it themselves). */
+static void zygote_start_refused(Executor *ex, Zygote *z, const ZygoteReady *zr)
+{
+        if (zr->message[0])
+                log_event(LOG_LEVEL_ERROR, NULL, NULL, "zygote %d cannot start: %.*s", (int) z->pid,
+                          (int) sizeof(zr->message), zr->message);
+        if (!ex->lanes[z->lane].plot)
+                return;
+        ex->plot_failed = true;
+        log_event(LOG_LEVEL_ERROR, NULL, NULL,
+                  "The plot zygote (--plot-zygote) cannot start: scripts that name matplotlib "
+                  "run in the other zygotes' sandboxes and import it themselves");
+}
+
 /* A zygote said it is ready: it serves its lane from now on, its predecessor drains. */
 static void zygote_up(Executor *ex, Zygote *z)
 {
@@ -191,46 +213,95 @@ static void zygote_up(Executor *ex, Zygote *z)
         }
 }
 
-/* Whether a lane needs a zygote started: none serves it (and its back-off is over), or
- * the serving one is due for replacement. */
-static bool lane_needs_start(Executor *ex, unsigned lane, uint64_t now)
+/* Whether another zygote of the lane stands in the way of a start: one being started, or,
+ * while one serves, its predecessor still draining (one successor per lane at a time). A
+ * lost or draining zygote never keeps a lane without a serving one. */
+static bool lane_busy(const Executor *ex, unsigned lane)
 {
         const Zygote *cur = ex->lanes[lane].current;
 
+        for (size_t i = 0; i < N_ZYGOTES; i++) {
+                const Zygote *z = &ex->zygotes[i];
+                if (z == cur || z->state == ZYGOTE_FREE || z->lane != lane)
+                        continue;
+                if (z->state == ZYGOTE_STARTING || cur)
+                        return true;
+        }
+        return false;
+}
+
+static bool any_starting(const Executor *ex)
+{
         for (size_t i = 0; i < N_ZYGOTES; i++)
-                if (&ex->zygotes[i] != cur && ex->zygotes[i].state != ZYGOTE_FREE &&
-                    ex->zygotes[i].lane == lane)
-                        return false; /* one successor (or draining predecessor) per lane */
-        if (now < ex->lanes[lane].restart_at_usec)
-                return false; /* back-off after a failed start */
-        if (!cur)
-                return true;
-        if (!(ex->cfg->zygote_max_spawns && cur->spawns >= ex->cfg->zygote_max_spawns) &&
-            !(ex->cfg->zygote_max_age_ms &&
-              now - cur->up_usec >= (uint64_t) ex->cfg->zygote_max_age_ms * 1000))
+                if (ex->zygotes[i].state == ZYGOTE_STARTING)
+                        return true;
+        return false;
+}
+
+/* Whether a zygote may be started for the lane now, its due time aside. One start at a time
+ * (a start imports pandas: seconds of CPU), except that a service left without any other
+ * zygote serving or starting gets one at once, whatever else is starting. */
+static bool lane_may_start(const Executor *ex, unsigned lane, bool starting)
+{
+        if (!lane_active(ex, lane) || lane_busy(ex, lane))
                 return false;
-        log_info("zygote %d is due for replacement (%llu sandboxes)", (int) cur->pid,
-                 (unsigned long long) cur->spawns);
+        if (!starting)
+                return true;
+        if (ex->lanes[lane].current || ex->lanes[lane].plot)
+                return false;
+        for (unsigned i = 0; i < ex->n_plain; i++)
+                if (ex->lanes[i].current)
+                        return false;
+        for (size_t i = 0; i < N_ZYGOTES; i++)
+                if (ex->zygotes[i].state == ZYGOTE_STARTING && !ex->lanes[ex->zygotes[i].lane].plot)
+                        return false;
         return true;
 }
 
-/* Starts a zygote for a lane that has none up, or a successor for one that is due: one at
- * a time (a start takes seconds of CPU), the lanes without a zygote first. */
+/* When a lane is due a start: once its back-off is over, for a lane without a zygote or
+ * one whose zygote made --zygote-max-spawns sandboxes or reached --zygote-max-age;
+ * UINT64_MAX when not by time (the spawn count is checked at every pass). */
+static uint64_t lane_due_usec(const Executor *ex, unsigned lane)
+{
+        const Lane *l = &ex->lanes[lane];
+        uint64_t t;
+
+        if (!l->current)
+                return l->restart_at_usec;
+        if (ex->cfg->zygote_max_spawns && l->current->spawns >= ex->cfg->zygote_max_spawns)
+                t = 0;
+        else if (ex->cfg->zygote_max_age_ms)
+                t = l->current->up_usec + (uint64_t) ex->cfg->zygote_max_age_ms * 1000;
+        else
+                return UINT64_MAX;
+        return MAX(t, l->restart_at_usec);
+}
+
+/* Starts a zygote for a lane that has none up, or a successor for one that is due (the
+ * lanes without a zygote first), and gives up on one that did not start in time. */
 void zygote_housekeeping(Executor *ex)
 {
         uint64_t now = now_usec();
+        bool starting;
         int r;
 
-        for (size_t i = 0; i < N_ZYGOTES; i++)
-                if (ex->zygotes[i].state == ZYGOTE_STARTING)
-                        return;
+        for (size_t i = 0; i < N_ZYGOTES; i++) {
+                Zygote *z = &ex->zygotes[i];
+                if (z->state == ZYGOTE_STARTING && now >= z->start_usec + START_TIMEOUT_USEC)
+                        zygote_lost(ex, z, "did not start in time");
+        }
+        starting = any_starting(ex);
         for (unsigned pass = 0; pass < 2; pass++)
                 for (unsigned lane = 0; lane < ex->n_lanes; lane++) {
                         Lane *l = &ex->lanes[lane];
                         bool serving = l->current != NULL;
-                        if (serving != (pass == 1) || !lane_active(ex, lane) ||
-                            !lane_needs_start(ex, lane, now))
+                        if (serving != (pass == 1) || !lane_may_start(ex, lane, starting) ||
+                            lane_due_usec(ex, lane) > now)
                                 continue;
+                        if (serving)
+                                log_info("zygote %d is due for replacement (%llu sandboxes)",
+                                         (int) l->current->pid,
+                                         (unsigned long long) l->current->spawns);
                         r = zygote_start(ex, lane);
                         if (r < 0) {
                                 log_errno(LOG_LEVEL_ERROR, r, NULL, "Failed to start a zygote");
@@ -239,8 +310,25 @@ void zygote_housekeeping(Executor *ex)
                                         MIN(l->restart_backoff_usec * 2, RESTART_MAX_USEC);
                                 continue;
                         }
-                        return;
+                        starting = true;
                 }
+}
+
+/* When zygote_housekeeping() next has something to do that no event will announce: a
+ * back-off or an age limit ending, a start timing out. UINT64_MAX: nothing. (A zygote's
+ * readiness arrives on its socket, its end as SIGCHLD, a spawn count with its SPAWN.) */
+uint64_t zygote_next_usec(const Executor *ex)
+{
+        bool starting = any_starting(ex);
+        uint64_t next = UINT64_MAX;
+
+        for (size_t i = 0; i < N_ZYGOTES; i++)
+                if (ex->zygotes[i].state == ZYGOTE_STARTING)
+                        next = MIN(next, ex->zygotes[i].start_usec + START_TIMEOUT_USEC);
+        for (unsigned lane = 0; lane < ex->n_lanes; lane++)
+                if (lane_may_start(ex, lane, starting))
+                        next = MIN(next, lane_due_usec(ex, lane));
+        return next;
 }
 
 static Job *job_by_token(Executor *ex, uint64_t token)
@@ -251,10 +339,13 @@ static Job *job_by_token(Executor *ex, uint64_t token)
         return NULL;
 }
 
-static Job *job_by_pid(Executor *ex, pid_t pid)
+/* The job of the sandbox `pid` that zygote `z` made (pids are per zygote: another's
+ * may have been reused meanwhile). */
+static Job *job_by_pid(Executor *ex, const Zygote *z, pid_t pid)
 {
         for (unsigned i = 0; i < ex->n_slots; i++)
-                if (ex->slots[i] && ex->slots[i]->state != JOB_SPAWNING && ex->slots[i]->pid == pid)
+                if (ex->slots[i] && ex->slots[i]->state != JOB_SPAWNING &&
+                    ex->slots[i]->zygote == z && ex->slots[i]->pid == pid)
                         return ex->slots[i];
         return NULL;
 }
@@ -306,6 +397,8 @@ static void on_zygote_message(Executor *ex, Zygote *z, const ZygoteMsg *m, int *
                 if (!j || j->state != JOB_SPAWNING || n_fds != 0)
                         break;
                 z->cloning -= z->cloning > 0;
+                if (j->origin == JOB_WARM) /* do not spin: requests get cold sandboxes */
+                        ex->warm_retry_usec = now_usec() + RESTART_MAX_USEC;
                 j->state = JOB_HELLO;
                 job_fail(ex, j, "creating the sandbox", m->status);
                 j->exited = true;
@@ -315,7 +408,7 @@ static void on_zygote_message(Executor *ex, Zygote *z, const ZygoteMsg *m, int *
         case ZYGOTE_EXITED:
                 if (n_fds != 0)
                         break;
-                j = job_by_pid(ex, m->pid);
+                j = job_by_pid(ex, z, m->pid);
                 if (!j)
                         return; /* a sandbox we already gave up on */
                 j->exited = true;
@@ -333,18 +426,19 @@ static void on_zygote_message(Executor *ex, Zygote *z, const ZygoteMsg *m, int *
 void zygote_on_readable(Executor *ex, Zygote *z)
 {
         while (z->sock >= 0) {
-                union {
-                        ZygoteMsg msg;
-                        ZygoteReady ready;
-                } u;
+                ZygoteMsg msg;
                 int fds[SANDBOX_N_FDS];
                 size_t n_fds = 0;
                 ssize_t n;
 
                 if (z->state == ZYGOTE_STARTING) {
-                        int r = zygote_read_ready(z->sock, &u.ready);
+                        ZygoteReady zr = {0};
+                        int r = zygote_read_ready(z->sock, &zr);
                         if (r == -EAGAIN)
                                 return;
+                        /* Its own refusal: a whole message that says why. */
+                        if (r < 0 && zr.magic == ZYGOTE_MAGIC)
+                                zygote_start_refused(ex, z, &zr);
                         if (r < 0) {
                                 zygote_lost(ex, z,
                                             r == -EPIPE ? "exited during start-up"
@@ -354,20 +448,20 @@ void zygote_on_readable(Executor *ex, Zygote *z)
                         zygote_up(ex, z);
                         continue;
                 }
-                n = recv_with_fds(z->sock, &u.msg, sizeof(u.msg), fds, SANDBOX_N_FDS, &n_fds);
+                n = recv_with_fds(z->sock, &msg, sizeof(msg), fds, SANDBOX_N_FDS, &n_fds);
                 if (n == -EAGAIN)
                         return;
                 if (n <= 0) {
                         zygote_lost(ex, z, n == 0 ? "connection closed" : "receive failed");
                         return;
                 }
-                if ((size_t) n != sizeof(u.msg) || u.msg.magic != ZYGOTE_MAGIC) {
+                if ((size_t) n != sizeof(msg) || msg.magic != ZYGOTE_MAGIC) {
                         for (size_t i = 0; i < n_fds; i++)
                                 (void) safe_close(fds[i]);
                         zygote_lost(ex, z, "malformed message");
                         return;
                 }
-                on_zygote_message(ex, z, &u.msg, fds, n_fds);
+                on_zygote_message(ex, z, &msg, fds, n_fds);
         }
 }
 
@@ -391,7 +485,7 @@ void zygotes_on_sigchld(Executor *ex)
                         zygote_lost(ex, z,
                                     WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "exited");
                         z->pid = 0;
-                        z->state = ZYGOTE_FREE;
+                        z->state = z->jobs > 0 ? ZYGOTE_GONE : ZYGOTE_FREE;
                 }
         }
 }

@@ -11,6 +11,8 @@ import textwrap
 
 import pytest
 
+from pyexecd_testing import start_plot_zygote
+
 from .conftest import SUCCESS_KEYS, assert_error, assert_ok, metric, run_ok
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -53,18 +55,27 @@ def without_content(body) -> dict:
     return {k: (f"<{len(v)} figures>" if k == "figures" else v) for k, v in body.items()}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def plot_zygote_up(server):
+    """The plots here run as on a service that has seen a plot: in its plot zygote (see
+    start_plot_zygote). bare_server and numpy_pandas_server test the other way."""
+    start_plot_zygote(server)
+
+
 @pytest.fixture(scope="module")
 def bare_server(start_server):
-    """Nothing preloaded: pyplot is never imported unless the script does."""
-    return start_server("--preload", "")
+    """Nothing preloaded (and no plot zygote): pyplot is never imported unless the script
+    does."""
+    return start_server("--preload", "", "--plot-zygote", "false")
 
 
 @pytest.fixture(scope="module")
 def numpy_pandas_server(start_server):
-    """matplotlib left out of the preloads: the script imports it. 1 GiB of memory: in the
-    sanitizer build (make test-asan) ASan's quarantine of freed blocks keeps the import's
-    garbage, which took the default 256 MiB there (MEMORY_LIMIT)."""
-    return start_server("--preload", "numpy,pandas", "--memory-mb", "1024")
+    """matplotlib left out of the preloads and no plot zygote: the script imports it. 1 GiB
+    of memory: in the sanitizer build (make test-asan) ASan's quarantine of freed blocks
+    keeps the import's garbage, which took the default 256 MiB there (MEMORY_LIMIT)."""
+    return start_server("--preload", "numpy,pandas", "--plot-zygote", "false",
+                        "--memory-mb", "1024")
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,11 @@ def wait_for(pred, timeout):
         time.sleep(0.1)
 
 
+# The first plot imports matplotlib in its own sandbox: 1 GiB, since that takes more than
+# 256 MiB in the sanitizer build (ASan's quarantine keeps the import's garbage).
 def test_plot_scripts_get_the_plot_zygote_once_it_is_up(start_server):
-    srv = start_server("--zygotes", "1", "--pool-size", "1", shared_ok=False)
+    srv = start_server("--zygotes", "1", "--pool-size", "1", "--memory-mb", "1024",
+                       shared_ok=False)
     assert run_ok(srv, PROBE)["result"] is False
     assert metric(srv, "pyexecd_zygotes_up") == 1  # not started before a plot
     # The first plot runs at once where it can, importing matplotlib itself.
@@ -54,7 +57,8 @@ def test_frequent_plots_keep_a_warm_plot_sandbox(start_server):
 
 
 def test_switched_off_no_plot_zygote(start_server):
-    srv = start_server("--plot-zygote", "false", "--pool-size", "1", shared_ok=False)
+    srv = start_server("--plot-zygote", "false", "--pool-size", "1", "--memory-mb", "1024",
+                       shared_ok=False)
     assert run_ok(srv, PLOT_PROBE)["result"] is False
     body = srv.execute(PLOT).json
     assert body["result"] == 1 and len(body["figures"]) == 1, body

@@ -15,7 +15,16 @@ import textwrap
 
 import pytest
 
+from pyexecd_testing import start_plot_zygote
+
 from .conftest import assert_error, assert_still_serving, result_of
+
+
+@pytest.fixture(scope="module", autouse=True)
+def plot_zygote_up(server):
+    """Plots here run in the plot zygote's sandboxes, as on a service that has seen a plot
+    (see start_plot_zygote)."""
+    start_plot_zygote(server)
 
 CHANNEL_ERROR = ("The script wrote to the harness's private result channel; its result was "
                  "discarded")

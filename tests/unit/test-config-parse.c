@@ -375,6 +375,8 @@ static void test_plot_zygote(void **state)
         assert_int_equal(config_plot_preload(&c, buf, sizeof(buf)), 0);
         assert_string_equal(buf, "matplotlib");
         c = ok(ARGS("--preload", "matplotlib.pyplot,os"), NO_ENV);
+        assert_false(config_plot_lane(&c));
+        c = ok(ARGS("--preload", "matplotlibx,os"), NO_ENV);
         assert_true(config_plot_lane(&c));
         c = ok(ARGS("--preload", "os,matplotlib"), NO_ENV);
         assert_false(config_plot_lane(&c));

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -115,13 +116,20 @@ static void spawn_one(int sock, const ZygoteMsg *req)
         (void) close(err[1]);
 }
 
-static _Noreturn void fake_zygote(int sock)
+/* `delay_ms` before it says it is ready; `refuse`: it says it cannot start, and exits. */
+static _Noreturn void fake_zygote(int sock, unsigned delay_ms, bool refuse)
 {
         ZygoteReady ready = {.magic = ZYGOTE_MAGIC};
         struct pollfd p = {.fd = sock, .events = POLLIN};
 
         (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (send_with_fds(sock, &ready, sizeof(ready), NULL, 0) < 0)
+        if (delay_ms)
+                (void) usleep(delay_ms * 1000);
+        if (refuse) {
+                ready.status = -ENOENT;
+                (void) snprintf(ready.message, sizeof(ready.message), "no module named x");
+        }
+        if (send_with_fds(sock, &ready, sizeof(ready), NULL, 0) < 0 || refuse)
                 _exit(2);
         for (;;) {
                 int status;
@@ -151,7 +159,9 @@ static _Noreturn void fake_zygote(int sock)
 
 typedef struct Launches {
         int count;
-        int plot; /* of which plot zygotes */
+        int plot;               /* of which plot zygotes */
+        unsigned plot_delay_ms; /* before a plot zygote says it is ready */
+        bool plot_refuses;      /* a plot zygote says it cannot start */
 } Launches;
 
 static int launch_fake(const Config *cfg, const Cgroups *cg, bool plot, pid_t *ret_pid,
@@ -172,7 +182,7 @@ static int launch_fake(const Config *cfg, const Cgroups *cg, bool plot, pid_t *r
                 return -errno;
         if (pid == 0) {
                 (void) close(sv[0]);
-                fake_zygote(sv[1]);
+                fake_zygote(sv[1], plot ? l->plot_delay_ms : 0, plot && l->plot_refuses);
         }
         (void) close(sv[1]);
         __atomic_add_fetch(&l->count, 1, __ATOMIC_SEQ_CST);
@@ -618,6 +628,81 @@ static void test_plot_zygote_started_on_demand(void **state)
         stop(f);
 }
 
+static Fixture *start_plot(unsigned delay_ms, bool refuses)
+{
+        Fixture *f = calloc(1, sizeof(*f));
+        char err[256] = "";
+
+        assert_non_null(f);
+        config_defaults(&f->cfg);
+        f->cfg.concurrency = 1;
+        f->cfg.pool_size = 0;
+        f->cfg.zygotes = 1;
+        f->cfg.plot_zygote = true;
+        f->cfg.disabled_layers = LAYER_CGROUPS;
+        f->cfg.log_level = LOG_LEVEL_ERROR;
+        f->launches.plot_delay_ms = delay_ms;
+        f->launches.plot_refuses = refuses;
+        assert_int_equal(executor_new_with_launcher(&f->cfg, launch_fake, &f->launches, &f->ex, err,
+                                                    sizeof(err)),
+                         0);
+        return f;
+}
+
+static double process_cpu_seconds(void)
+{
+        struct rusage ru;
+
+        assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+        return (double) (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+               (double) (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* While a zygote starts, the executor waits for it (its readiness comes on its socket): it
+ * does not poll. A lane without a zygote whose back-off was over used to make the
+ * executor's epoll timeout 0 for the whole start. Not a timing assertion: a spinning thread
+ * takes 0.4-1 s of CPU in that second (its share of a loaded core), an idle one a few ms. */
+static void test_no_busy_loop_while_a_zygote_starts(void **state)
+{
+        Fixture *f = start_plot(1500, false);
+        char pid[64];
+        double cpu;
+        (void) state;
+
+        answer_free(run_ok_pid(f->ex, "matplotlib", pid, sizeof(pid)));
+        cpu = process_cpu_seconds();
+        (void) usleep(1000 * 1000);
+        cpu = process_cpu_seconds() - cpu;
+        assert_true(cpu < 0.1);
+        assert_true(eventually(two_zygotes_up, f->ex));
+        stop(f);
+}
+
+static bool one_zygote_up(Executor *ex)
+{
+        ExecutorStats st;
+        executor_stats(ex, &st);
+        return st.zygotes_up == 1;
+}
+
+/* A plot zygote that says it cannot start (matplotlib missing) is not started again: the
+ * scripts that name matplotlib run in the other zygote's sandboxes. */
+static void test_plot_zygote_refused_is_given_up(void **state)
+{
+        Fixture *f = start_plot(0, true);
+        char plain[64], pid[64];
+        (void) state;
+
+        answer_free(run_ok_pid(f->ex, "ppid", plain, sizeof(plain)));
+        answer_free(run_ok_pid(f->ex, "matplotlib", pid, sizeof(pid)));
+        (void) usleep(1500 * 1000); /* several restart back-offs (100, 200, 400 ms ...) */
+        assert_int_equal(f->launches.plot, 1);
+        assert_true(one_zygote_up(f->ex));
+        answer_free(run_ok_pid(f->ex, "matplotlib", pid, sizeof(pid)));
+        assert_string_equal(pid, plain);
+        stop(f);
+}
+
 static void test_shutdown_answers_what_runs(void **state)
 {
         Fixture *f = start(1, 0, 4);
@@ -653,6 +738,8 @@ int main(void)
                 cmocka_unit_test(test_spawns_spread_over_zygotes),
                 cmocka_unit_test(test_zygote_lost_while_another_serves),
                 cmocka_unit_test(test_plot_zygote_started_on_demand),
+                cmocka_unit_test(test_no_busy_loop_while_a_zygote_starts),
+                cmocka_unit_test(test_plot_zygote_refused_is_given_up),
                 cmocka_unit_test(test_shutdown_answers_what_runs),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
