@@ -80,7 +80,9 @@ def numpy_pandas_server(start_server):
 
 @pytest.fixture(scope="module")
 def small_result_server(start_server):
-    return start_server("--result-limit", str(SMALL_RESULT_LIMIT))
+    srv = start_server("--result-limit", str(SMALL_RESULT_LIMIT))
+    start_plot_zygote(srv)
+    return srv
 
 
 # -- one figure, sizes, order --------------------------------------------------------------

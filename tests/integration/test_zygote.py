@@ -62,11 +62,15 @@ def test_two_zygotes_share_the_work_and_survive_one_loss(start_server):
     assert len(zygotes) == 2, zygotes
     # Two requests at once, each in a sandbox of its own: one from each zygote (the one
     # with the shorter backlog, equal ones in turn).
-    sleeper = "import time\ndef main():\n    time.sleep(1.5)\n    return 1\n"
+    sleeper = "import time\ndef main():\n    time.sleep(5)\n    return 1\n"
     with ThreadPoolExecutor(2) as pool:
         runs = [pool.submit(run_ok, srv, sleeper) for _ in range(2)]
         wait_until_running(srv, 2)
+        # Counted running from the SPAWN on; the clones follow (slowly in a sanitizer build).
         held = [children_of(z) for z in zygotes]
+        while not all(held) and not all(r.done() for r in runs):
+            time.sleep(0.05)
+            held = [children_of(z) for z in zygotes]
         for r in runs:
             r.result()
     assert all(held), held

@@ -125,7 +125,9 @@ def shorten(body):
 def small_result_server(start_server):
     """--result-limit 4096: figures of a few KB are over the budget, well within the 64 KiB
     the frame's header may take besides."""
-    return start_server("--result-limit", str(SMALL_RESULT_LIMIT), "--concurrency", "2")
+    srv = start_server("--result-limit", str(SMALL_RESULT_LIMIT), "--concurrency", "2")
+    start_plot_zygote(srv)
+    return srv
 
 
 # -- the forgery works: what the contract allows is returned -------------------------------
