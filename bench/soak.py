@@ -3,7 +3,7 @@
 
     bench/soak.py [--requests 50000] [--clients 8] [--progress 10] [--fail-fast]
 
-Traffic: hello and pandas scripts, syntax/missing-main/runtime errors, timeouts, memory,
+Traffic: hello, pandas and plot scripts, syntax/missing-main/runtime errors, timeouts, memory,
 fork and thread bombs, output floods, malformed HTTP and bad JSON. Every answer is checked
 against the code its kind must get. Before and after (once the service is idle again):
 the supervisor's RSS, open fds and threads, the processes under it (and zombies), its
@@ -60,6 +60,9 @@ KINDS = [
      {(200, None), (422, "TIMEOUT"), (422, "MEMORY_LIMIT"), (503, "OVERLOADED")}),
     (4, "flood", {"script": "def main():\n    while True: print('x' * 1000)\n"},
      {(422, "OUTPUT_LIMIT")}),
+    # Routed to the plot zygote (started in the warm-up): its lane, warm plot sandboxes.
+    (3, "plot", {"script": "import matplotlib.pyplot as plt\ndef main():\n"
+                 "    plt.plot([1, 2, 3])\n    return 1\n"}, {(200, None)}),
     (3, "background", {"script": "import subprocess\ndef main():\n"
                        "    subprocess.Popen(['sleep', '30'])\n    return 1\n"}, {(200, None)}),
     (3, "bad-json", b'{"script": ', {(400, "INVALID_REQUEST")}),
@@ -161,17 +164,29 @@ def fd_targets(pid):
     return sorted(out)
 
 
+ZYGOTES = 2  # the zygote, and the plot zygote (started in the warm-up)
+
+
 def wait_idle(pid, warm, fds=None, deadline=60):
-    """Until the service is back to its idle shape: zygote + warm sandboxes only, and (when
+    """Until the service is back to its idle shape: zygotes + warm sandboxes only, and (when
     fds is given) no more open descriptors than that. A connection the client has closed
     stays open until the server reads its end, and a finished sandbox's descriptors until
     its exit is collected: a moment, not a leak. A real leak outlasts the deadline."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
-        if len(descendants(pid)) == 1 + warm and (
+        if len(descendants(pid)) == ZYGOTES + warm and (
                 fds is None or len(os.listdir(f"/proc/{pid}/fd")) <= fds):
             return
         time.sleep(0.2)
+
+
+def zygotes_up(port):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    return int(float(next(line.split()[1] for line in text.splitlines()
+                          if line.startswith("pyexecd_zygotes_up "))))
 
 
 def describe_unexpected(n, kind, got, raw):
@@ -250,9 +265,17 @@ def main():
                 sys.exit("pyexecd did not start")
             time.sleep(0.1)
 
-    # Warm up (first-time allocations), then take the "before" picture.
+    # Warm up (first-time allocations; the plot zygote started, and up before any plot is
+    # sent: before, a plot imports matplotlib in its sandbox, more than 256 MiB under ASan),
+    # then take the "before" picture.
     for _ in range(20):
         request(port, KINDS[0])
+    request(port, (0, "start-plot", {"script": "# matplotlib\ndef main():\n    return 1\n"},
+                   {(200, None)}))
+    while zygotes_up(port) < ZYGOTES:
+        if time.monotonic() > deadline + 300:
+            sys.exit("the plot zygote did not start")
+        time.sleep(0.2)
     wait_idle(proc.pid, pool)
     before = snapshot(proc.pid)
     before_fds = fd_targets(proc.pid)
