@@ -227,6 +227,11 @@ int sandbox_enter(const SandboxParams *p, int io[3], SandboxStage *ret_stage)
         if (p->layers & LAYER_NETNS && (r = netns_enter(p->netns_fd)) < 0)
                 goto fail;
 
+        /* Before the descriptors are closed: the slot's view is entered by its descriptor. */
+        stage = SANDBOX_STAGE_MOUNTS;
+        if (p->layers & LAYER_MOUNTNS && (r = mount_view_enter(p->view_fd)) < 0)
+                goto fail;
+
         stage = SANDBOX_STAGE_CGROUPS;
         if (p->layers & LAYER_CGROUPS) {
                 if (p->n_cgroup_fds == 0) {
@@ -249,7 +254,7 @@ int sandbox_enter(const SandboxParams *p, int io[3], SandboxStage *ret_stage)
 
         stage = SANDBOX_STAGE_MOUNTS;
         if (p->layers & LAYER_MOUNTNS &&
-            (r = mount_sandbox(p->uid, p->gid, p->tmp_bytes, p->trees, why, sizeof(why))) < 0)
+            (r = mount_view_finish(p->uid, p->gid, p->tmp_bytes, why, sizeof(why))) < 0)
                 goto fail;
         stage = SANDBOX_STAGE_FDS;
         if ((r = open_stdin()) < 0)

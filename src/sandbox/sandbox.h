@@ -52,6 +52,7 @@ typedef struct SandboxParams {
         uint64_t tmp_bytes;                     /* size of the private /tmp */
         uint32_t trees;                         /* mount_build_root's read-only trees */
         int netns_fd;                           /* the slot's network namespace */
+        int view_fd;                            /* the slot's view (mount_views_create) */
         int cgroup_fds[SANDBOX_MAX_CGROUP_FDS]; /* the slot's cgroup.procs files */
         size_t n_cgroup_fds;
         const SeccompProgram *seccomp;
@@ -111,6 +112,16 @@ int mount_proc(void);
  * into it. Returns 0 or -errno with what failed in errbuf. */
 int mount_sandbox(uid_t uid, gid_t gid, uint64_t tmp_bytes, uint32_t trees, char *errbuf,
                   size_t errlen);
+/* The read-only layers of a view for each of n slots, each in a mount namespace of its
+ * own, a copy of the caller's (the zygote's, pivoted), whose descriptor is returned in
+ * ret_fds[i]. The caller stays in its own namespace. Returns 0 or -errno with what failed
+ * in errbuf. */
+int mount_views_create(uint32_t trees, int *ret_fds, size_t n, char *errbuf, size_t errlen);
+/* In a sandbox: enters a copy of its slot's view (setns, then unshare). */
+int mount_view_enter(int fd);
+/* In a sandbox, in that copy: its /tmp (tmp_bytes, owned by uid/gid), the pivot, its
+ * /proc. Returns 0 or -errno with what failed in errbuf. */
+int mount_view_finish(uid_t uid, gid_t gid, uint64_t tmp_bytes, char *errbuf, size_t errlen);
 /* Start-up check, in the zygote: builds a sandbox's view in a throw-away child, so that a
  * host where overlayfs or the device nodes do not work is refused at start, with what
  * failed in errbuf, rather than failing every request. Returns 0 or -errno. */

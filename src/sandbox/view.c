@@ -1,6 +1,7 @@
-/* Each sandbox's own view of the file system, assembled by the sandbox itself
- * (mount_sandbox) in the mount namespace it was cloned with, a copy of the zygote's
- * (mount.c).
+/* Each sandbox's view of the file system: the read-only layers of its slot's view, made
+ * once per slot by the zygote at start (mount_views_create: a mount namespace per slot,
+ * kept by a descriptor), and its own /tmp and /proc, which the sandbox adds in a copy of
+ * that namespace (mount_view_enter, mount_view_finish) before it pivots into the view.
  *
  * Why its own: what the kernel attaches to an inode is shared by everyone who reaches that
  * inode, POSIX record locks included (fcntl F_SETLK/F_GETLK, which sqlite3 needs, so the
@@ -16,17 +17,28 @@
  *                which is itself never in the view (it has every device of the host);
  *   /tmp         a tmpfs; /proc, a proc of the sandbox's pid namespace.
  * The new root is assembled on the zygote's empty /tmp, pivoted into, and the zygote's tree
- * detached: nothing of it stays reachable. Everything is undone by the kernel when the
- * sandbox's mount namespace dies with it. */
+ * detached: nothing of it stays reachable. What the sandbox mounted is undone by the kernel
+ * when its mount namespace dies with it.
+ *
+ * Why per slot, not per sandbox: the sandboxes of one slot never run at once (a slot is
+ * reused only after its sandbox was reaped), and a record lock dies with the process that
+ * holds it, so nothing a lock could carry passes from one to the next; concurrent sandboxes
+ * are in different slots. A view made per sandbox cost each one three overlay superblocks,
+ * set up (~0.3 ms) and torn down at its exit, each teardown waiting for an expedited RCU
+ * grace period: on cgroup v1, where the answer waits for the reap, most of a sequential
+ * request's latency (docs/PERFORMANCE.md). */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "sandbox/sandbox.h"
+#include "util/fd.h"
 #include "util/macro.h"
 
 #define VIEW      "/tmp"      /* the new root is assembled here, on the zygote's empty /tmp */
@@ -100,10 +112,10 @@ static int mask_proc(char *errbuf, size_t errlen)
         return 0;
 }
 
-int mount_sandbox(uid_t uid, gid_t gid, uint64_t tmp_bytes, uint32_t trees, char *errbuf,
-                  size_t errlen)
+/* The part of a view that a slot's sandboxes share, one after the other (see the top of
+ * this file): the read-only overlays and the device nodes, assembled at VIEW. */
+static int view_layers(uint32_t trees, char *errbuf, size_t errlen)
 {
-        char opts[128];
         int r;
 
         /* The root: the zygote's /etc and /dev directory; nothing on it runs. */
@@ -126,6 +138,14 @@ int mount_sandbox(uid_t uid, gid_t gid, uint64_t tmp_bytes, uint32_t trees, char
         for (size_t i = 0; i < MOUNT_N_DEV_NODES; i++)
                 if ((r = bind_node(mount_dev_nodes[i], errbuf, errlen)) < 0)
                         return r;
+        return 0;
+}
+
+/* What each sandbox adds to the view it is in: its own /tmp and /proc, and the pivot. */
+static int view_finish(uid_t uid, gid_t gid, uint64_t tmp_bytes, char *errbuf, size_t errlen)
+{
+        char opts[128];
+        int r;
 
         /* Only /tmp is writable; nr_inodes caps a flood of empty files as size caps bytes. */
         (void) snprintf(opts, sizeof(opts),
@@ -144,6 +164,67 @@ int mount_sandbox(uid_t uid, gid_t gid, uint64_t tmp_bytes, uint32_t trees, char
                 return mount_error(errbuf, errlen, "mount proc on", "/proc");
         }
         return mask_proc(errbuf, errlen);
+}
+
+int mount_sandbox(uid_t uid, gid_t gid, uint64_t tmp_bytes, uint32_t trees, char *errbuf,
+                  size_t errlen)
+{
+        int r = view_layers(trees, errbuf, errlen);
+
+        return r < 0 ? r : view_finish(uid, gid, tmp_bytes, errbuf, errlen);
+}
+
+int mount_views_create(uint32_t trees, int *ret_fds, size_t n, char *errbuf, size_t errlen)
+{
+        int proc = -EBADF, home = -EBADF, r = 0;
+        size_t i;
+
+        for (i = 0; i < n; i++)
+                ret_fds[i] = -EBADF;
+        /* The zygote's pivoted root has no /proc (its /proc is MOUNT_EMPTY, a layer of every
+         * overlay): a proc on the empty VIEW, kept by a descriptor and detached at once, so
+         * that no view's namespace has it. */
+        if (mount("proc", VIEW, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+                return mount_error(errbuf, errlen, "mount proc on", VIEW);
+        proc = open(VIEW, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (proc < 0)
+                r = mount_error(errbuf, errlen, "open", "a proc");
+        if (umount2(VIEW, MNT_DETACH) < 0 && r == 0)
+                r = mount_error(errbuf, errlen, "unmount proc from", VIEW);
+        if (r == 0 && (home = openat(proc, "self/ns/mnt", O_RDONLY | O_CLOEXEC)) < 0)
+                r = mount_error(errbuf, errlen, "open", "the zygote's mount namespace");
+        for (i = 0; i < n && r == 0; i++) {
+                /* A copy of the zygote's namespace with the view's layers, kept by its fd. */
+                if (unshare(CLONE_NEWNS) < 0)
+                        r = mount_error(errbuf, errlen, "unshare", "a mount namespace");
+                else if ((r = view_layers(trees, errbuf, errlen)) == 0 &&
+                         (ret_fds[i] = openat(proc, "self/ns/mnt", O_RDONLY | O_CLOEXEC)) < 0)
+                        r = mount_error(errbuf, errlen, "open", "a view's mount namespace");
+                /* Back home, even after a failure (the caller reports it and exits). */
+                if (setns(home, CLONE_NEWNS) < 0 && r == 0)
+                        r = mount_error(errbuf, errlen, "return to",
+                                        "the zygote's mount namespace");
+        }
+        (void) safe_close(home);
+        (void) safe_close(proc);
+        if (r < 0)
+                for (i = 0; i < n; i++)
+                        ret_fds[i] = safe_close(ret_fds[i]);
+        return r;
+}
+
+int mount_view_enter(int fd)
+{
+        /* A copy of the slot's view: what this sandbox mounts (its /tmp, /proc) and its
+         * pivot stay in the copy, which dies with the sandbox; the slot's layers do not. */
+        if (setns(fd, CLONE_NEWNS) < 0 || unshare(CLONE_NEWNS) < 0)
+                return -errno;
+        return 0;
+}
+
+int mount_view_finish(uid_t uid, gid_t gid, uint64_t tmp_bytes, char *errbuf, size_t errlen)
+{
+        return view_finish(uid, gid, tmp_bytes, errbuf, errlen);
 }
 
 typedef struct ProbeMsg {

@@ -31,12 +31,14 @@
 #include "util/fd.h"
 #include "util/log.h"
 #include "util/macro.h"
+#include "zygote/image.h"
 #include "zygote/zygote.h"
 
 #define SCRIPT_MAX (1U << 30)
 
 typedef struct Slot {
         int netns_fd;
+        int view_fd; /* its view's mount namespace (sandbox/view.c) */
         int cgroup_fds[SANDBOX_MAX_CGROUP_FDS];
         size_t n_cgroup_fds;
 } Slot;
@@ -50,29 +52,6 @@ static struct {
         int background_nice;  /* a ZYGOTE_SPAWN_BACKGROUND sandbox's nice value */
         PrefaultSet prefault; /* what a warm sandbox takes before its request (may be empty) */
 } zygote;
-
-/* Reads a "Key:   <number>" line of /proc/self/status (kB values are returned in bytes). */
-static int proc_status_value(const char *key, uint64_t *ret)
-{
-        char line[256];
-        size_t klen = strlen(key);
-        FILE *f = fopen("/proc/self/status", "re");
-        int r = -ENOENT;
-
-        if (!f)
-                return -errno;
-        while (fgets(line, sizeof(line), f)) {
-                if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
-                        char *end;
-                        unsigned long long v = strtoull(line + klen + 1, &end, 10);
-                        *ret = strstr(end, "kB") ? v * 1024 : v;
-                        r = 0;
-                        break;
-                }
-        }
-        (void) fclose(f);
-        return r;
-}
 
 #ifdef PYEXECD_PHASE_TRACE
 /* Benchmarking builds only (meson -Dphase_trace=true, bench/phases.py): the CPU time and
@@ -139,6 +118,7 @@ static _Noreturn void sandbox_child(uint32_t slot, uint32_t flags, int ctl, int 
                 .tmp_bytes = zygote.cfg.tmp_size,
                 .trees = zygote.trees,
                 .netns_fd = sl->netns_fd,
+                .view_fd = sl->view_fd,
                 .n_cgroup_fds = sl->n_cgroup_fds,
                 .seccomp = &zygote.seccomp,
                 .prefault = flags & ZYGOTE_SPAWN_PREFAULT && zygote.prefault.n > 0
@@ -250,7 +230,10 @@ static int spawn(int sock, const ZygoteMsg *req)
         int pidfd = -EBADF, r;
         ZygoteMsg reply = {.magic = ZYGOTE_MAGIC, .token = req->token, .slot = req->slot};
         struct clone_args args = {
-                .flags = CLONE_PIDFD | sandbox_clone_flags(zygote.cfg.layers),
+                /* No copy of the zygote's mount namespace: the sandbox enters a copy of its
+                 * slot's view instead (sandbox_enter). */
+                .flags = CLONE_PIDFD |
+                         (sandbox_clone_flags(zygote.cfg.layers) & ~(uint64_t) CLONE_NEWNS),
                 .pidfd = (uint64_t) (uintptr_t) &pidfd,
                 .exit_signal = SIGCHLD,
         };
@@ -325,53 +308,25 @@ static int reap(int sock)
         }
 }
 
-/* Backs the zygote's anonymous writable mappings (the heap with every preloaded Python
- * object) with transparent huge pages. fork() then copies one PMD entry per 2 MiB instead of
- * 512 PTEs, and exit frees as much less: measured in docs/design/kernel-costs.md section 2 (fork
- * 0.9 -> 0.4 ms for this image). A child's copy-on-write fault still copies only 4 KiB.
- * Best effort: a kernel without MADV_COLLAPSE or a fragmented host just keeps small pages.
- * Returns the bytes now in huge pages. */
-static uint64_t collapse_heap(void)
+/* Each slot's view (sandbox/view.c), made once: its sandboxes enter copies of it. */
+static int prepare_views(char *errbuf, size_t errlen)
 {
-        FILE *f = fopen("/proc/self/maps", "re");
-        char line[512];
-        uint64_t done = 0;
-        const uint64_t huge = 2ULL << 20;
+        _cleanup_free_ int *fds = calloc(zygote.cfg.slots, sizeof(int));
+        int r;
 
-        if (!f)
-                return 0;
-        while (fgets(line, sizeof(line), f)) {
-                unsigned long long lo, hi;
-                char perms[8] = "";
-                unsigned long long off;
-                unsigned dev_major, dev_minor;
-                unsigned long inode;
-                int name_at = 0;
-
-                if (sscanf(line, "%llx-%llx %7s %llx %x:%x %lu %n", &lo, &hi, perms, &off,
-                           &dev_major, &dev_minor, &inode, &name_at) < 7)
-                        continue;
-                /* Private anonymous read-write memory: the heap and anonymous mmaps. */
-                if (inode != 0 || strcmp(perms, "rw-p") != 0)
-                        continue;
-                if (name_at > 0 && line[name_at] == '[' && strncmp(line + name_at, "[heap]", 6))
-                        continue; /* [stack], [vvar], ... */
-                lo = (lo + huge - 1) & ~(huge - 1);
-                hi &= ~(huge - 1);
-                if (hi <= lo)
-                        continue;
-                (void) madvise((void *) (uintptr_t) lo, hi - lo, MADV_HUGEPAGE);
-                if (madvise((void *) (uintptr_t) lo, hi - lo, 25 /* MADV_COLLAPSE */) == 0)
-                        done += hi - lo;
-        }
-        (void) fclose(f);
-        return done;
+        if (!fds)
+                return -ENOMEM;
+        r = mount_views_create(zygote.trees, fds, zygote.cfg.slots, errbuf, errlen);
+        for (uint32_t i = 0; r == 0 && i < zygote.cfg.slots; i++)
+                zygote.slots[i].view_fd = fds[i];
+        return r;
 }
 
 /* Receives the slots' cgroup descriptors, creates the slots' network namespaces, compiles
  * the seccomp filter and builds the read-only root, as the configured layers require. */
 static int prepare_slots(int sock, char *errbuf, size_t errlen)
 {
+        struct rlimit nofile;
         uint32_t layers = zygote.cfg.layers;
         int r;
 
@@ -382,8 +337,14 @@ static int prepare_slots(int sock, char *errbuf, size_t errlen)
         zygote.slots = calloc(zygote.cfg.slots, sizeof(Slot));
         if (!zygote.slots)
                 return -ENOMEM;
+        /* Every slot holds up to five descriptors here (network namespace, view, cgroup.procs
+         * files): the soft limit (often 1024) would cap the slots at ~200. */
+        if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+                nofile.rlim_cur = nofile.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &nofile);
+        }
         for (uint32_t i = 0; i < zygote.cfg.slots; i++)
-                zygote.slots[i].netns_fd = -EBADF;
+                zygote.slots[i].netns_fd = zygote.slots[i].view_fd = -EBADF;
 
         if (layers & LAYER_CGROUPS)
                 for (uint32_t i = 0; i < zygote.cfg.slots; i++) {
@@ -429,6 +390,9 @@ static int prepare_slots(int sock, char *errbuf, size_t errlen)
                 if (r < 0)
                         return r;
                 r = mount_probe_view(zygote.trees, errbuf, errlen);
+                if (r < 0)
+                        return r;
+                r = prepare_views(errbuf, errlen);
                 if (r < 0)
                         return r;
         }
@@ -545,12 +509,12 @@ _Noreturn void zygote_main(void)
          * its pages would split those huge pages for good. */
         learn_prefault();
         {
-                uint64_t huge = collapse_heap();
+                uint64_t huge = image_collapse_heap();
                 log_event(LOG_LEVEL_DEBUG, NULL, NULL, "%llu MiB of the zygote in huge pages",
                           (unsigned long long) (huge >> 20));
         }
-        r = proc_status_value("Threads", &threads);
-        (void) proc_status_value("VmSize", &zygote.vm_size);
+        r = image_status_value("Threads", &threads);
+        (void) image_status_value("VmSize", &zygote.vm_size);
         if (zygote.cfg.layers & LAYER_MOUNTNS && umount2("/proc", MNT_DETACH) < 0) {
                 send_ready(sock, -errno, "cannot unmount /proc in the zygote");
                 _exit(1);

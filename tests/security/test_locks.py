@@ -113,6 +113,32 @@ HELD = {name: {"F_GETLK": "held", **({"F_SETLK": "EAGAIN"} if rw else {})}
 LOCKED = {name: "write lock" if rw else "read lock" for name, (_, rw) in TARGETS.items()}
 
 
+# The holder's locks, released as it ends; the prober's look; and what the view is made of.
+TAKER = script(COMMON + f'''
+    def main():
+        out = {{}}
+        for name, (_, rw) in TARGETS.items():
+            try:
+                fd = open_target(name)
+                lock(fd, fcntl.F_SETLK, fcntl.F_WRLCK if rw else fcntl.F_RDLCK)
+                out[name] = "write lock" if rw else "read lock"
+            except OSError as e:
+                out[name] = errname(e.errno)
+        return {{"out": out, "view": [os.stat(p).st_dev for p in ("/", "/usr", "/dev/null")]}}
+''')
+LOOKER = script(COMMON + '''
+    def main():
+        out = {}
+        for name, (_, rw) in TARGETS.items():
+            fd = open_target(name)
+            kind = lock(fd, fcntl.F_GETLK, fcntl.F_WRLCK)
+            out[name] = {"F_GETLK": "free" if kind == fcntl.F_UNLCK else "held"}
+            if rw:
+                out[name]["F_SETLK"] = outcome(lock, fd, fcntl.F_SETLK, fcntl.F_WRLCK)
+        return {"out": out, "view": [os.stat(p).st_dev for p in ("/", "/usr", "/dev/null")]}
+''')
+
+
 def hold_and_probe(srv, probe):
     """Runs HOLDER on `srv` and, 0.5 s later, `probe()` (in this thread) while the locks
     are held; returns the holder's locks and what the probe returned."""
@@ -313,3 +339,17 @@ def test_documented_residuals_are_still_shared(server):
     holder, prober = result_of(holder), result_of(prober)
     assert_overlap(holder, prober)
     assert prober["seen"] == dict.fromkeys(prober["seen"], "held"), prober
+
+
+def test_a_slots_view_is_shared_one_sandbox_after_the_other_and_no_lock_outlives_one(
+        start_server):
+    """A view is made once per slot (src/sandbox/view.c): the sandboxes of one slot, which
+    never run at once, enter copies of it; concurrent ones are in other slots (the tests
+    above). With one slot and no pool every sandbox is in slot 0: the second sees the same
+    file systems as the first, and none of the locks the first held when it ended."""
+    srv = start_server("--concurrency", "1", "--pool-size", "0")
+    first = result_of(srv.execute(TAKER))
+    second = result_of(srv.execute(LOOKER))
+    assert first["out"] == LOCKED, first
+    assert second["out"] == FREE, second
+    assert first["view"] == second["view"]
