@@ -229,7 +229,7 @@ int sandbox_enter(const SandboxParams *p, int io[3], SandboxStage *ret_stage)
 
         /* Before the descriptors are closed: the slot's view is entered by its descriptor. */
         stage = SANDBOX_STAGE_MOUNTS;
-        if (p->layers & LAYER_MOUNTNS && (r = mount_view_enter(p->view_fd)) < 0)
+        if (p->layers & LAYER_MOUNTNS && p->view_fd >= 0 && (r = mount_view_enter(p->view_fd)) < 0)
                 goto fail;
 
         stage = SANDBOX_STAGE_CGROUPS;
@@ -254,7 +254,9 @@ int sandbox_enter(const SandboxParams *p, int io[3], SandboxStage *ret_stage)
 
         stage = SANDBOX_STAGE_MOUNTS;
         if (p->layers & LAYER_MOUNTNS &&
-            (r = mount_view_finish(p->uid, p->gid, p->tmp_bytes, why, sizeof(why))) < 0)
+            (r = p->view_fd >= 0 ? mount_view_finish(p->uid, p->gid, p->tmp_bytes, why, sizeof(why))
+                                 : mount_sandbox(p->uid, p->gid, p->tmp_bytes, p->trees, why,
+                                                 sizeof(why))) < 0)
                 goto fail;
         stage = SANDBOX_STAGE_FDS;
         if ((r = open_stdin()) < 0)

@@ -46,13 +46,14 @@ typedef struct SandboxParams {
         uint32_t layers; /* enabled Layer bits */
         uid_t uid;
         gid_t gid;
-        uint64_t as_bytes;                      /* RLIMIT_AS; 0 = unlimited (sanitizer builds) */
-        uint32_t cpu_seconds;                   /* RLIMIT_CPU */
-        unsigned nproc;                         /* RLIMIT_NPROC (per uid: each slot has its own) */
-        uint64_t tmp_bytes;                     /* size of the private /tmp */
-        uint32_t trees;                         /* mount_build_root's read-only trees */
-        int netns_fd;                           /* the slot's network namespace */
-        int view_fd;                            /* the slot's view (mount_views_create) */
+        uint64_t as_bytes;    /* RLIMIT_AS; 0 = unlimited (sanitizer builds) */
+        uint32_t cpu_seconds; /* RLIMIT_CPU */
+        unsigned nproc;       /* RLIMIT_NPROC (per uid: each slot has its own) */
+        uint64_t tmp_bytes;   /* size of the private /tmp */
+        uint32_t trees;       /* mount_build_root's read-only trees */
+        int netns_fd;         /* the slot's network namespace */
+        int view_fd;          /* the slot's view (mount_views_create), or -1: the sandbox was cloned
+                               * with a mount namespace of its own and builds all of its view */
         int cgroup_fds[SANDBOX_MAX_CGROUP_FDS]; /* the slot's cgroup.procs files */
         size_t n_cgroup_fds;
         const SeccompProgram *seccomp;
@@ -114,8 +115,9 @@ int mount_sandbox(uid_t uid, gid_t gid, uint64_t tmp_bytes, uint32_t trees, char
                   size_t errlen);
 /* The read-only layers of a view for each of n slots, each in a mount namespace of its
  * own, a copy of the caller's (the zygote's, pivoted), whose descriptor is returned in
- * ret_fds[i]. The caller stays in its own namespace. Returns 0 or -errno with what failed
- * in errbuf. */
+ * ret_fds[i]. The caller stays in its own namespace. Returns 0, -EPERM (without a word)
+ * where joining a mount namespace is not allowed (no CAP_SYS_CHROOT), or -errno with what
+ * failed in errbuf. */
 int mount_views_create(uint32_t trees, int *ret_fds, size_t n, char *errbuf, size_t errlen);
 /* In a sandbox: enters a copy of its slot's view (setns, then unshare). */
 int mount_view_enter(int fd);

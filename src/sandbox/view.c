@@ -193,6 +193,11 @@ int mount_views_create(uint32_t trees, int *ret_fds, size_t n, char *errbuf, siz
                 r = mount_error(errbuf, errlen, "unmount proc from", VIEW);
         if (r == 0 && (home = openat(proc, "self/ns/mnt", O_RDONLY | O_CLOEXEC)) < 0)
                 r = mount_error(errbuf, errlen, "open", "the zygote's mount namespace");
+        /* Joining a mount namespace needs CAP_SYS_CHROOT as well, which a container may not
+         * grant: asked of the namespace we are in, before leaving it. */
+        if (r == 0 && setns(home, CLONE_NEWNS) < 0)
+                r = errno == EPERM ? -EPERM
+                                   : mount_error(errbuf, errlen, "join", "a mount namespace");
         for (i = 0; i < n && r == 0; i++) {
                 /* A copy of the zygote's namespace with the view's layers, kept by its fd. */
                 if (unshare(CLONE_NEWNS) < 0)
