@@ -145,6 +145,15 @@ def metric(srv, name):
     return 0.0
 
 
+def wait_for(pred, timeout):
+    """Polls `pred` until it is true; fails after `timeout` seconds (a bound, not a timing
+    assertion)."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
 def start_plot_zygote(srv, timeout=300):
     """Starts the plot zygote of `srv` (one with default flags: one zygote and the plot
     zygote) with a script that names matplotlib, and waits, bounded, until a second zygote

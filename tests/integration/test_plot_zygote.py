@@ -5,6 +5,8 @@ A script sees which it got by whether matplotlib was imported before it ran."""
 
 import time
 
+from pyexecd_testing import wait_for
+
 from .conftest import metric, run_ok
 
 # These scripts must not name the module themselves, or they would go to the plot zygote.
@@ -12,13 +14,6 @@ PROBE = "import sys\ndef main():\n    return ('matplot' + 'lib') in sys.modules\
 PLOT_PROBE = "# uses matplotlib\n" + PROBE
 PLOT = ("import matplotlib.pyplot as plt\n"
         "def main():\n    plt.plot([1, 2, 3])\n    return 1\n")
-
-
-def wait_for(pred, timeout):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 # The first plot imports matplotlib in its own sandbox: 1 GiB, since that takes more than

@@ -8,6 +8,8 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from pyexecd_testing import wait_for
+
 from .conftest import children_of, find_zygotes, metric, run_ok, wait_until_running
 
 def zygote_pids_ready(srv):
@@ -44,13 +46,6 @@ def test_killed_zygote_is_restarted(start_server):
         time.sleep(0.1)
     run_ok(srv, "def main():\n    return 1\n")
     srv.stop()
-
-
-def wait_for(pred, timeout):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def test_two_zygotes_share_the_work_and_survive_one_loss(start_server):

@@ -75,8 +75,9 @@ COMMON = f'''
 '''
 
 # Locks stdin and the /proc mask first: on a shared node they are the same inode as
-# /dev/null, whose write lock (taken last) then covers them.
-HOLDER = script(COMMON + f'''
+# /dev/null, whose write lock (taken last) then covers them. Holds the locks `hold` seconds.
+def holder(hold):
+    return script(COMMON + f'''
     def main():
         out = {{}}
         for name, (_, rw) in TARGETS.items():
@@ -87,9 +88,12 @@ HOLDER = script(COMMON + f'''
             except OSError as e:
                 out[name] = errname(e.errno)
         held_from = time.monotonic()
-        time.sleep({HOLD})
+        time.sleep({hold})
         return {{"out": out, "held_from": held_from, "held_until": time.monotonic()}}
 ''')
+
+
+HOLDER = holder(HOLD)
 
 PROBER = script(COMMON + '''
     def main():
@@ -114,30 +118,8 @@ HELD = {name: {"F_GETLK": "held", **({"F_SETLK": "EAGAIN"} if rw else {})}
 LOCKED = {name: "write lock" if rw else "read lock" for name, (_, rw) in TARGETS.items()}
 
 
-# The holder's locks, released as it ends, and the prober's look at them.
-TAKER = script(COMMON + f'''
-    def main():
-        out = {{}}
-        for name, (_, rw) in TARGETS.items():
-            try:
-                fd = open_target(name)
-                lock(fd, fcntl.F_SETLK, fcntl.F_WRLCK if rw else fcntl.F_RDLCK)
-                out[name] = "write lock" if rw else "read lock"
-            except OSError as e:
-                out[name] = errname(e.errno)
-        return {{"out": out}}
-''')
-LOOKER = script(COMMON + '''
-    def main():
-        out = {}
-        for name, (_, rw) in TARGETS.items():
-            fd = open_target(name)
-            kind = lock(fd, fcntl.F_GETLK, fcntl.F_WRLCK)
-            out[name] = {"F_GETLK": "free" if kind == fcntl.F_UNLCK else "held"}
-            if rw:
-                out[name]["F_SETLK"] = outcome(lock, fd, fcntl.F_SETLK, fcntl.F_WRLCK)
-        return {"out": out}
-''')
+# The holder's locks, released as it ends.
+TAKER = holder(0)
 
 
 def hold_and_probe(srv, probe):
@@ -364,7 +346,7 @@ def test_a_slots_view_is_shared_one_sandbox_after_the_other_and_no_lock_outlives
                        "--plot-zygote", "false")
     assert len(view_namespaces(srv)) == 1
     first = result_of(srv.execute(TAKER))
-    second = result_of(srv.execute(LOOKER))
+    second = result_of(srv.execute(PROBER))
     assert first["out"] == LOCKED, first
     assert second["out"] == FREE, second
 

@@ -313,7 +313,15 @@ typedef struct Fixture {
         Executor *ex;
 } Fixture;
 
-static Fixture *start_zygotes(unsigned concurrency, unsigned pool, unsigned queue, unsigned zygotes)
+/* The fake plot zygote: none, or one that says it is ready after `delay_ms` (or refuses). */
+typedef struct PlotFake {
+        bool on;
+        unsigned delay_ms;
+        bool refuses;
+} PlotFake;
+
+static Fixture *start_with(unsigned concurrency, unsigned pool, unsigned queue, unsigned zygotes,
+                           PlotFake plot)
 {
         Fixture *f = calloc(1, sizeof(*f));
         char err[256] = "";
@@ -324,14 +332,21 @@ static Fixture *start_zygotes(unsigned concurrency, unsigned pool, unsigned queu
         f->cfg.pool_size = pool;
         f->cfg.queue_size = queue;
         f->cfg.zygotes = zygotes;
-        f->cfg.plot_zygote = false;
+        f->cfg.plot_zygote = plot.on;
         f->cfg.disabled_layers = LAYER_CGROUPS; /* no root here */
         f->cfg.log_level = LOG_LEVEL_ERROR;
+        f->launches.plot_delay_ms = plot.delay_ms;
+        f->launches.plot_refuses = plot.refuses;
         assert_int_equal(executor_new_with_launcher(&f->cfg, launch_fake, &f->launches, &f->ex, err,
                                                     sizeof(err)),
                          0);
         assert_true(executor_ready(f->ex));
         return f;
+}
+
+static Fixture *start_zygotes(unsigned concurrency, unsigned pool, unsigned queue, unsigned zygotes)
+{
+        return start_with(concurrency, pool, queue, zygotes, (PlotFake){0});
 }
 
 static Fixture *start(unsigned concurrency, unsigned pool, unsigned queue)
@@ -591,22 +606,11 @@ static Answer *run_ok_pid(Executor *ex, const char *script, char *pid, size_t le
  * others do not. */
 static void test_plot_zygote_started_on_demand(void **state)
 {
-        Fixture *f = calloc(1, sizeof(*f));
-        char err[256] = "", plain[64], first[64], plot[64], again[64];
+        Fixture *f = start_with(1, 0, 4, 1, (PlotFake){.on = true});
+        char plain[64], first[64], plot[64], again[64];
         ExecutorStats st;
         (void) state;
 
-        assert_non_null(f);
-        config_defaults(&f->cfg);
-        f->cfg.concurrency = 1;
-        f->cfg.pool_size = 0;
-        f->cfg.zygotes = 1;
-        f->cfg.plot_zygote = true;
-        f->cfg.disabled_layers = LAYER_CGROUPS;
-        f->cfg.log_level = LOG_LEVEL_ERROR;
-        assert_int_equal(executor_new_with_launcher(&f->cfg, launch_fake, &f->launches, &f->ex, err,
-                                                    sizeof(err)),
-                         0);
         answer_free(run_ok_pid(f->ex, "ppid", plain, sizeof(plain)));
         answer_free(run_ok_pid(f->ex, "ppid", again, sizeof(again)));
         assert_string_equal(plain, again);
@@ -630,23 +634,8 @@ static void test_plot_zygote_started_on_demand(void **state)
 
 static Fixture *start_plot(unsigned delay_ms, bool refuses)
 {
-        Fixture *f = calloc(1, sizeof(*f));
-        char err[256] = "";
-
-        assert_non_null(f);
-        config_defaults(&f->cfg);
-        f->cfg.concurrency = 1;
-        f->cfg.pool_size = 0;
-        f->cfg.zygotes = 1;
-        f->cfg.plot_zygote = true;
-        f->cfg.disabled_layers = LAYER_CGROUPS;
-        f->cfg.log_level = LOG_LEVEL_ERROR;
-        f->launches.plot_delay_ms = delay_ms;
-        f->launches.plot_refuses = refuses;
-        assert_int_equal(executor_new_with_launcher(&f->cfg, launch_fake, &f->launches, &f->ex, err,
-                                                    sizeof(err)),
-                         0);
-        return f;
+        return start_with(1, 0, 4, 1,
+                          (PlotFake){.on = true, .delay_ms = delay_ms, .refuses = refuses});
 }
 
 static double process_cpu_seconds(void)
