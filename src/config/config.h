@@ -106,8 +106,6 @@ typedef struct ConfigInvocation {
         bool exec_return_files; /* --return-files */
 } ConfigInvocation;
 
-/* Sandbox slots (each with its own uid, cgroup and network namespace): one per running
- * sandbox and one per warm one. */
 /* The plot zygote's module: preloaded only by that zygote, unless --preload names it. */
 #define CONFIG_PLOT_MODULE "matplotlib"
 
@@ -118,6 +116,8 @@ bool config_plot_lane(const Config *c);
 /* The plot zygote's preload: --preload and matplotlib. Returns 0, or -ENAMETOOLONG. */
 int config_plot_preload(const Config *c, char *buf, size_t len);
 
+/* Sandbox slots (each with its own uid, cgroup and network namespace): one per running
+ * sandbox and one per warm one. */
 static inline unsigned config_slots(const Config *c)
 {
         return c->concurrency + c->pool_size;

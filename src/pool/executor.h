@@ -50,7 +50,7 @@ typedef struct ExecutorStats {
         unsigned long long oom_kills;      /* jobs ended by the memory cgroup */
         unsigned long long timeouts;       /* jobs killed at their deadline */
         unsigned long long zygote_starts;  /* zygotes started after the first of each lane */
-        unsigned long long zygotes_up;     /* zygotes serving (at most cfg->zygotes) */
+        unsigned long long zygotes_up;     /* zygotes serving (cfg->zygotes, + the plot one) */
 } ExecutorStats;
 
 /* A consistent snapshot of the executor's gauges and counters. */

@@ -12,16 +12,24 @@
  * % of requests use pandas: warm sandboxes take it while a moving average (the last ~16
  * requests) of the scripts that name pandas is above 2/3. A hint, not a guarantee: a
  * comment that says pandas only costs CPU. */
-#define PANDAS_SHARE_ONE       65536u
-#define PANDAS_SHARE_PREFAULT  (PANDAS_SHARE_ONE * 2 / 3)
-#define PANDAS_SHARE_WEIGHT_SH 4 /* each request weighs 1/16 */
+#define SHARE_ONE             65536u
+#define PANDAS_SHARE_PREFAULT (SHARE_ONE * 2 / 3)
+#define SHARE_WEIGHT_SH       4 /* each request weighs 1/16 */
+
+/* One request in a moving average of the share of requests that have some trait. */
+static void share_note(uint32_t *share, bool has)
+{
+        *share -= *share >> SHARE_WEIGHT_SH;
+        if (has)
+                *share += SHARE_ONE >> SHARE_WEIGHT_SH;
+}
 
 /* Plots: a script that names matplotlib is for the plot zygote (zygotes.c). The pool holds
  * plot sandboxes in proportion to the recent share of such scripts (the same moving
  * average), at least one while more than 1/8 of them are (with a pool of two or more): a
  * cold one costs such a request its clone and set-up (~13 ms here, back to back), where a
  * plain warm one would cost it the import of matplotlib (~380 ms). */
-#define PLOT_SHARE_WARM (PANDAS_SHARE_ONE / 8)
+#define PLOT_SHARE_WARM (SHARE_ONE / 8)
 
 void warm_note_hints(Executor *ex, Job *q)
 {
@@ -30,12 +38,8 @@ void warm_note_hints(Executor *ex, Job *q)
         q->plot = ex->n_lanes > ex->n_plain && memmem(q->script, q->script_len, CONFIG_PLOT_MODULE,
                                                       sizeof(CONFIG_PLOT_MODULE) - 1) != NULL;
         ex->plot_wanted = ex->plot_wanted || q->plot;
-        ex->pandas_share -= ex->pandas_share >> PANDAS_SHARE_WEIGHT_SH;
-        if (pandas)
-                ex->pandas_share += PANDAS_SHARE_ONE >> PANDAS_SHARE_WEIGHT_SH;
-        ex->plot_share -= ex->plot_share >> PANDAS_SHARE_WEIGHT_SH;
-        if (q->plot)
-                ex->plot_share += PANDAS_SHARE_ONE >> PANDAS_SHARE_WEIGHT_SH;
+        share_note(&ex->pandas_share, pandas);
+        share_note(&ex->plot_share, q->plot);
 }
 
 static bool usable(const Job *j)
@@ -80,8 +84,7 @@ static unsigned plot_target(Executor *ex)
 
         if (ex->plot_share <= PLOT_SHARE_WARM || !zygote_plot(ex))
                 return 0;
-        n = (unsigned) (((uint64_t) pool * ex->plot_share + PANDAS_SHARE_ONE / 2) /
-                        PANDAS_SHARE_ONE);
+        n = (unsigned) (((uint64_t) pool * ex->plot_share + SHARE_ONE / 2) / SHARE_ONE);
         return pool >= 2 ? MAX(n, 1u) : n;
 }
 

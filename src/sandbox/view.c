@@ -142,7 +142,7 @@ static int view_layers(uint32_t trees, char *errbuf, size_t errlen)
 }
 
 /* What each sandbox adds to the view it is in: its own /tmp and /proc, and the pivot. */
-static int view_finish(uid_t uid, gid_t gid, uint64_t tmp_bytes, char *errbuf, size_t errlen)
+int mount_view_finish(uid_t uid, gid_t gid, uint64_t tmp_bytes, char *errbuf, size_t errlen)
 {
         char opts[128];
         int r;
@@ -171,7 +171,7 @@ int mount_sandbox(uid_t uid, gid_t gid, uint64_t tmp_bytes, uint32_t trees, char
 {
         int r = view_layers(trees, errbuf, errlen);
 
-        return r < 0 ? r : view_finish(uid, gid, tmp_bytes, errbuf, errlen);
+        return r < 0 ? r : mount_view_finish(uid, gid, tmp_bytes, errbuf, errlen);
 }
 
 int mount_views_create(uint32_t trees, int *ret_fds, size_t n, char *errbuf, size_t errlen)
@@ -225,11 +225,6 @@ int mount_view_enter(int fd)
         if (setns(fd, CLONE_NEWNS) < 0 || unshare(CLONE_NEWNS) < 0)
                 return -errno;
         return 0;
-}
-
-int mount_view_finish(uid_t uid, gid_t gid, uint64_t tmp_bytes, char *errbuf, size_t errlen)
-{
-        return view_finish(uid, gid, tmp_bytes, errbuf, errlen);
 }
 
 typedef struct ProbeMsg {
