@@ -87,7 +87,11 @@ void http_conn_close(HttpConn *c)
                 return;
         exchange_end(c);
         exchange_reset(c);
-        c->fd = safe_close(c->fd); /* leaves epoll with it */
+        /* Out of the epoll set before the close: a watch lasts as long as the socket, not
+         * the descriptor, and a child the supervisor forks holds a copy of every descriptor
+         * until its exec. Events from such a watch would name this freed connection. */
+        watch(c, 0);
+        c->fd = safe_close(c->fd);
         if (c->client)
                 http_client_put(e, c->client);
         c->client = NULL;

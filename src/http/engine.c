@@ -160,7 +160,9 @@ static void take_wakes(HttpEngine *e)
                 http_conn_drive(c);
         }
         if (quiesce) {
-                e->listen_fd = safe_close(e->listen_fd);
+                if (e->listen_fd >= 0) /* (ENOENT while accepting is paused) */
+                        (void) epoll_ctl(e->epfd, EPOLL_CTL_DEL, e->listen_fd, NULL);
+                e->listen_fd = safe_close(e->listen_fd); /* (see http_conn_close) */
                 e->draining = true;
                 for (HttpConn *c = e->oldest, *next; c; c = next) {
                         next = c->next;
