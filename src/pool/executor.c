@@ -8,7 +8,8 @@
  * Every process of a job is killed before it is answered. A complete result frame ends
  * the job (the script may have written it itself, so the job is killed there too); with
  * cgroup.kill (v2, Linux 5.14) every process of the sandbox gets SIGKILL at once and the
- * answer goes at once. Otherwise, and for every other end (timeout, output limit, crash,
+ * answer goes at once; so it does when PID 1 was the sandbox's last task (job_pid1_alone).
+ * Otherwise, and for every other end (timeout, output limit, crash,
  * ...), the answer waits until the zygote has reaped the sandbox and every descriptor
  * reached EOF: with a pid namespace, PID 1's exit means every process of the script is
  * dead. A job is retired, and its slot released, only after that reap in all cases.

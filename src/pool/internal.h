@@ -47,7 +47,8 @@ typedef enum JobOrigin {
 typedef enum JobKill {
         JOB_NOT_KILLED,
         JOB_KILLED_PID1, /* PID 1 by its pidfd: the rest die with it (pid namespace) */
-        JOB_KILLED_ALL,  /* every process at once (cgroup.kill): none runs another instruction */
+        JOB_KILLED_ALL,  /* every process has SIGKILL queued (cgroup.kill, or PID 1 was the
+                          * last task): none runs another instruction */
 } JobKill;
 
 /* The request's side, one way only: LIVE -> ANSWERED (its owner has the outcome; the

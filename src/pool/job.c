@@ -53,11 +53,32 @@ void job_close_fd(Executor *ex, int *fd)
         *fd = safe_close(*fd);
 }
 
+/* True if, once PID 1 has a SIGKILL queued, no task of the job can run another user
+ * instruction: PID 1 is the only task its slot's cgroup holds. The argument (v1, or v2
+ * before cgroup.kill):
+ * - the pids controller charges a task to the cgroup from before it exists (a fork under
+ *   way, counted before copy_process can still fail) until it is released (reaped); every
+ *   thread is a task. A sandbox cannot leave its cgroup: it has no cgroupfs, no privilege
+ *   and no clone3 (CLONE_INTO_CGROUP). The slot holds no other job's tasks (it is reused
+ *   only after this job's reap). So a count of 1 read now is PID 1 alone.
+ * - SIGKILL to a process queues it on each of its threads under the siglock; a fork
+ *   finishing after that fails (copy_process checks for a pending signal under the same
+ *   lock), and a task with SIGKILL queued never returns to user mode.
+ * - PID 1 is not yet reaped (the zygote has not said so), so the count includes it: 0
+ *   means the whole sandbox is already released. */
+static bool job_pid1_alone(const Executor *ex, const Job *j)
+{
+        uint64_t tasks;
+
+        return ex->cgroups && cgroup_pids_current(ex->cgroups, j->slot, &tasks) == 0 && tasks <= 1;
+}
+
 /* SIGKILLs every process of the job. With cgroup.kill, all of them at once: none runs
  * another instruction after this returns (the kernel has queued the signal on each and
  * kicked those running), so the request may be answered now. Without it, PID 1 through
  * its pidfd (no pid-reuse race); with a pid namespace its exit kills the rest, so the
- * request is answered only once it is reaped. */
+ * request is answered only once it is reaped, unless PID 1 was the last task left: then
+ * that one SIGKILL reached them all (job_pid1_alone). */
 void job_kill(Executor *ex, Job *j)
 {
         if (j->kill != JOB_NOT_KILLED || j->pidfd < 0 || j->exited)
@@ -69,9 +90,13 @@ void job_kill(Executor *ex, Job *j)
                                   "Failed to kill the cgroup of sandbox %d", (int) j->pid);
                 j->kill = r == 0 ? JOB_KILLED_ALL : JOB_KILLED_PID1;
         }
-        if (syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
-                log_errno(LOG_LEVEL_ERROR, errno, j->request_id, "Failed to kill sandbox %d",
-                          (int) j->pid);
+        if (syscall(SYS_pidfd_send_signal, j->pidfd, SIGKILL, NULL, 0) < 0) {
+                if (errno != ESRCH)
+                        log_errno(LOG_LEVEL_ERROR, errno, j->request_id,
+                                  "Failed to kill sandbox %d", (int) j->pid);
+        } else if (j->kill == JOB_NOT_KILLED && job_pid1_alone(ex, j)) {
+                j->kill = JOB_KILLED_ALL;
+        }
         if (j->kill == JOB_NOT_KILLED)
                 j->kill = JOB_KILLED_PID1;
 }
@@ -268,8 +293,8 @@ void job_maybe_finish(Executor *ex, Job *j)
          * reaping everything else the script started, and exits. But the script can write
          * one itself (nothing in its process can be trusted) and go on running, so every
          * process of the job is killed here, before anything is answered. When that kill
-         * reached all of them at once (cgroup.kill), the answer goes now, and the exit
-         * (tearing down a copy of the 64 MiB image) is off the request path; the slot is
+         * reached all of them at once (cgroup.kill, or PID 1 alone), the answer goes now, and the
+         * exit (tearing down a copy of the 64 MiB image) is off the request path; the slot is
          * released only once the sandbox is reaped. Otherwise the answer waits for that
          * reap. Output written before the frame is already in the pipes. */
         if (j->phase == JOB_LIVE && j->done && j->end == EXEC_END_NORMAL &&

@@ -501,23 +501,56 @@ int cgroup_kill(const Cgroups *cg, unsigned slot)
         return write_at(cg->hier[0].slot_fd[slot], "cgroup.kill", "1");
 }
 
+/* A small cgroup file of the slot, read in one go into buf (NUL-terminated). */
+static int read_slot_file(const Hierarchy *h, unsigned slot, const char *file, char *buf,
+                          size_t len)
+{
+        ssize_t n;
+        int fd = openat(h->slot_fd[slot], file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+        if (fd < 0)
+                return -errno;
+        n = read(fd, buf, len - 1);
+        if (n < 0) {
+                int r = -errno;
+                (void) close(fd);
+                return r;
+        }
+        (void) close(fd);
+        buf[n] = '\0';
+        return 0;
+}
+
+int cgroup_pids_current(const Cgroups *cg, unsigned slot, uint64_t *ret)
+{
+        char buf[32], *end;
+        int r;
+
+        if (slot >= cg->n_slots)
+                return -EINVAL;
+        for (unsigned i = 0; i < cg->n_hier; i++) {
+                const Hierarchy *h = &cg->hier[i];
+                if (h->kind != HIER_UNIFIED && h->kind != HIER_PIDS)
+                        continue;
+                if ((r = read_slot_file(h, slot, "pids.current", buf, sizeof(buf))) < 0)
+                        return r;
+                errno = 0;
+                *ret = strtoull(buf, &end, 10);
+                return errno == 0 && end != buf && *end == '\n' ? 0 : -EBADMSG;
+        }
+        return -ENOENT;
+}
+
 int cgroup_oom_kills(const Cgroups *cg, unsigned slot, uint64_t *ret)
 {
         const char *file = cg->version == 2 ? "memory.events" : "memory.oom_control";
         char buf[1024], *p;
-        ssize_t n;
-        int fd;
+        int r;
 
         if (cg->mem_hier < 0)
                 return -ENOENT;
-        fd = openat(cg->hier[cg->mem_hier].slot_fd[slot], file, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, sizeof(buf) - 1);
-        (void) close(fd);
-        if (n < 0)
-                return -errno;
-        buf[n] = '\0';
+        if ((r = read_slot_file(&cg->hier[cg->mem_hier], slot, file, buf, sizeof(buf))) < 0)
+                return r;
         p = strstr(buf, "oom_kill ");
         if (!p)
                 return -ENOENT; /* kernels before 4.13 */

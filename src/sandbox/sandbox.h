@@ -167,6 +167,9 @@ bool cgroup_can_kill(const Cgroups *cg);
 /* SIGKILLs every process in the slot's cgroup at once (cgroup.kill). Returns 0, or -errno
  * (-EOPNOTSUPP where cgroup_can_kill() is false). */
 int cgroup_kill(const Cgroups *cg, unsigned slot);
+/* The slot's pids.current: its tasks (threads) not yet released, zombies and forks under
+ * way included (the pids controller charges a fork before the child exists). */
+int cgroup_pids_current(const Cgroups *cg, unsigned slot, uint64_t *ret);
 /* The slot's count of OOM kills so far. */
 int cgroup_oom_kills(const Cgroups *cg, unsigned slot, uint64_t *ret);
 /* Removes the cgroups (they must be empty) and frees. NULL is fine. */

@@ -8,6 +8,7 @@ such requests one after another keeps every slot busy until the deadline.
 """
 
 import os
+import threading
 
 from .conftest import (assert_still_serving, host_pids_matching, kill_pids, result_of, script,
                        skip_in_url_mode)
@@ -19,18 +20,24 @@ SIGKILL_BIT = 1 << (9 - 1)
 ONE_SLOT = ("--concurrency", "1", "--pool-size", "0", "--timeout", "60")
 
 
-def forge_then_run(tag, sleep_s=30, body=b'{"status":"ok"}\n"forged"'):
+def forge_then_run(tag, sleep_s=30, body=b'{"status":"ok"}\n"forged"', ballast_mb=0,
+                   then_wait_s=0):
     """Starts a CPU-spinning child (findable on the host by `tag`), writes a valid
-    [u64 length][frame] on every descriptor that may be the result channel, and sleeps."""
+    [u64 length][frame] on every descriptor that may be the result channel, and sleeps.
+    `ballast_mb` of memory written first make PID 1's own exit (and so the kill of the
+    rest of its pid namespace) take longer; `then_wait_s` is a pause once the spinner
+    runs, before the frame."""
     return script(f'''
         import struct, time
 
         def main():
+            ballast = b"\\1" * ({ballast_mb} << 20)
             child = os.fork()
             if child == 0:
                 os.execvp("python3", ["python3", "-c", "while True: pass", "{tag}"])
             while b"{tag}" not in open(f"/proc/{{child}}/cmdline", "rb").read():
                 time.sleep(0.01)  # until the spinner runs
+            time.sleep({then_wait_s})
             body = {body!r}
             frame = struct.pack("=Q", len(body)) + body
             for fd in range(3, 64):
@@ -61,17 +68,33 @@ def still_running(pid):
 
 def test_no_process_of_a_request_runs_once_it_is_answered(start_server):
     """A script that writes its own frame and keeps running (and a spinning child):
-    when the answer is in, each of its processes is gone or can never run again."""
+    when the answer is in, each of its processes is gone or can never run again.
+
+    PID 1 carries 512 MiB, so that its own exit takes tens of milliseconds before the
+    kernel kills the rest of its pid namespace: an answer sent when PID 1 alone has its
+    SIGKILL would find the spinner still running. The spinner's pid is found while the
+    request runs, and looked at as soon as the answer is in."""
     skip_in_url_mode("looks at the request's processes in this host's /proc")
-    srv = start_server(*ONE_SLOT)
+    srv = start_server(*ONE_SLOT, "--memory-mb", "1024")
     tag = f"pyexecd-forge-{os.urandom(6).hex()}"
+    found, stop = [], threading.Event()
+
+    def watch():
+        while not found and not stop.is_set():
+            found.extend(host_pids_matching(tag))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
     try:
-        body = srv.execute(forge_then_run(tag), timeout=20)
-        left = [pid for pid in host_pids_matching(tag) if still_running(pid)]
+        body = srv.execute(forge_then_run(tag, ballast_mb=512, then_wait_s=1), timeout=20)
+        left = [pid for pid in found if still_running(pid)]
     finally:
+        stop.set()
+        watcher.join()
         kill_pids(host_pids_matching(tag))
     # The forged frame is a result the script could have returned itself.
     assert body.get("_status") == 200 and body.get("result") == "forged", body
+    assert found, "the spinner was never seen running"
     assert left == [], "processes of the request still ran after its answer was sent"
     assert_still_serving(srv)
 
