@@ -127,6 +127,18 @@ static bool queue_nonempty(Executor *ex)
         return r;
 }
 
+/* Puts q back at the head of the queue, to be taken first when a slot frees. */
+static void requeue_first(Executor *ex, Job *q)
+{
+        (void) pthread_mutex_lock(&ex->lock);
+        q->next = ex->queue_head;
+        ex->queue_head = q;
+        if (!ex->queue_tail)
+                ex->queue_tail = q;
+        ex->stats.queued++;
+        (void) pthread_mutex_unlock(&ex->lock);
+}
+
 static Job *take_request(Executor *ex)
 {
         Job *q;
@@ -183,7 +195,7 @@ static void adopt(Executor *ex, Job *w, Job *q)
 static void start_jobs(Executor *ex, bool stopping)
 {
         while (ex->busy < ex->cfg->concurrency) {
-                bool can_spawn = any_zygote(ex) && ex->running < ex->n_slots;
+                bool can_spawn = any_zygote(ex) && ex->running < ex->n_slots, wait;
                 Job *w, *q;
 
                 if (!can_spawn && !warm_ready(ex))
@@ -199,7 +211,11 @@ static void start_jobs(Executor *ex, bool stopping)
                         continue;
                 }
                 warm_note_hints(ex, q);
-                w = warm_for(ex, q, can_spawn);
+                w = warm_for(ex, q, can_spawn, &wait);
+                if (wait) {
+                        requeue_first(ex, q);
+                        break;
+                }
                 if (w)
                         adopt(ex, w, q);
                 else {

@@ -106,7 +106,8 @@ struct Job {
         uint64_t oom_kills_before; /* the slot's OOM-kill count when the job started */
         JobOrigin origin;
         JobPhase phase;
-        bool plot; /* for (or from) the plot zygote: its script names matplotlib */
+        bool plot;   /* for (or from) the plot zygote: its script names matplotlib */
+        bool hinted; /* warm_note_hints has counted it (it may be taken from the queue twice) */
 };
 
 typedef enum ZygoteState {
@@ -236,7 +237,7 @@ void zygotes_stop(Executor *ex);
 /* warm.c: which warm sandbox a request takes, and what the next warm sandbox is to be. */
 void warm_note_hints(Executor *ex, Job *q);
 Job *warm_ready(Executor *ex);
-Job *warm_for(Executor *ex, const Job *q, bool can_spawn);
+Job *warm_for(Executor *ex, const Job *q, bool can_spawn, bool *ret_wait);
 bool warm_plot_wanted(Executor *ex);
 void warm_plot_make_room(Executor *ex);
 bool warm_prefault_wanted(const Executor *ex);

@@ -35,6 +35,9 @@ void warm_note_hints(Executor *ex, Job *q)
 {
         bool pandas = memmem(q->script, q->script_len, "pandas", 6) != NULL;
 
+        if (q->hinted)
+                return;
+        q->hinted = true;
         q->plot = ex->n_lanes > ex->n_plain && memmem(q->script, q->script_len, CONFIG_PLOT_MODULE,
                                                       sizeof(CONFIG_PLOT_MODULE) - 1) != NULL;
         ex->plot_wanted = ex->plot_wanted || q->plot;
@@ -57,13 +60,28 @@ Job *warm_ready(Executor *ex)
         return NULL;
 }
 
+/* True if a slot is about to be free: its sandbox was killed, or answered and is exiting. */
+static bool slot_freeing(const Executor *ex)
+{
+        for (unsigned i = 0; i < ex->n_slots; i++) {
+                const Job *j = ex->slots[i];
+                if (j && (j->kill != JOB_NOT_KILLED || j->phase != JOB_LIVE))
+                        return true;
+        }
+        return false;
+}
+
 /* The warm sandbox for request q: one of its own kind (plot or not) if any is ready. A
- * plot script takes a plain one only when no plot sandbox can be spawned instead; a plain
- * script takes a plot one rather than wait for a cold sandbox. NULL: spawn one. */
-Job *warm_for(Executor *ex, const Job *q, bool can_spawn)
+ * plain script takes a plot one rather than wait for a cold sandbox. A plot script takes a
+ * plain one only when no plot sandbox can be had soon: with the plot zygote up it is
+ * spawned one (NULL), or, when no slot is free but one is about to be (*ret_wait: the
+ * previous request's sandbox still exits after its answer), it waits for that slot. A
+ * plain sandbox would cost it the import of matplotlib (~400 ms), the wait ~2 ms. */
+Job *warm_for(Executor *ex, const Job *q, bool can_spawn, bool *ret_wait)
 {
         Job *other = NULL;
 
+        *ret_wait = false;
         for (unsigned i = 0; i < ex->n_slots; i++) {
                 Job *j = ex->slots[i];
                 if (!usable(j))
@@ -71,6 +89,10 @@ Job *warm_for(Executor *ex, const Job *q, bool can_spawn)
                 if (j->plot == q->plot)
                         return j;
                 other = other ? other : j;
+        }
+        if (q->plot && zygote_plot(ex) && !can_spawn && slot_freeing(ex)) {
+                *ret_wait = true;
+                return NULL;
         }
         if (q->plot && can_spawn && zygote_plot(ex))
                 return NULL;

@@ -51,6 +51,23 @@ def test_frequent_plots_keep_a_warm_plot_sandbox(start_server):
     assert '"setup_ms":0.000' in answered[0], answered
 
 
+def test_back_to_back_plots_wait_for_an_exiting_sandbox_not_a_plain_one(start_server):
+    """The answer goes before the sandbox's exit (cgroup.kill on v2; PID 1 alone on v1), so
+    a client that sends its next script at once finds the previous sandbox still holding
+    its slot, and the pool's other slots held by plain warm sandboxes. A plot script then
+    waits the ~2 ms for that slot and gets the plot zygote: a plain warm sandbox would cost
+    it the import of matplotlib (~400 ms; more than 256 MiB in the sanitizer build)."""
+    srv = start_server("--zygotes", "1", "--pool-size", "2", shared_ok=False)
+    run_ok(srv, PLOT_PROBE)
+    wait_for(lambda: metric(srv, "pyexecd_zygotes_up") == 2, 120)
+    got = []
+    for _ in range(10):
+        for _ in range(3):
+            run_ok(srv, PROBE)  # plain traffic keeps plain sandboxes warm
+        got += [run_ok(srv, PLOT_PROBE)["result"] for _ in range(3)]
+    assert got == [True] * len(got)
+
+
 def test_switched_off_no_plot_zygote(start_server):
     srv = start_server("--plot-zygote", "false", "--pool-size", "1", "--memory-mb", "1024",
                        shared_ok=False)
