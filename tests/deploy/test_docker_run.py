@@ -81,7 +81,7 @@ def test_start_hint_gives_the_readme_flags():
     assert all(f in readme for f in hint), (hint, readme)
     extra = [f for f in readme if f not in hint]
     optional = {("-d", None), ("-p", "8080:8080"), ("--read-only", None),
-                ("--security-opt", "no-new-privileges")}
+                ("--security-opt", "no-new-privileges"), ("--cap-add", "SYS_CHROOT")}
     assert set(extra) <= optional, extra
 
 

@@ -187,6 +187,11 @@ cd /root/src || exit 1
 if [ -n "$cid" ] && wait_ready "$cid"; then
         pass "README's command: /ready answers 200"
         docker exec "$cid" sh -c 'grep -E "^(CapEff|Seccomp|NoNewPrivs)" /proc/1/status'
+        if docker logs "$cid" 2>&1 | grep -q "views per sandbox"; then
+                fail "README's command: the zygote fell back to views per sandbox"
+        else
+                pass "README's command: views per slot (SYS_CHROOT)"
+        fi
         suites readme
         check_health "$cid"
         stop_and_check_drain "$cid"
@@ -194,6 +199,28 @@ else
         fail "README's command: not ready"
         [ -n "$cid" ] && docker logs "$cid" 2>&1 | tail -n 20 && docker rm -f "$cid" >/dev/null
 fi
+
+# 1b. Without the optional SYS_CHROOT: it serves, with a view per sandbox, and says so.
+step "the README's docker run without --cap-add SYS_CHROOT"
+sed 's/ --cap-add SYS_CHROOT//' /tmp/readme.sh | tail -n 1 >/tmp/readme-nochroot.sh
+cd /tmp/run || exit 1
+cid=$(sh -e /tmp/readme-nochroot.sh)
+cd /root/src || exit 1
+answer=
+if [ -n "$cid" ] && wait_ready "$cid"; then
+        answer=$(python3 -c '
+import json, sys, urllib.request
+body = json.dumps({"script": "def main():\n    return 6 * 7"}).encode()
+req = urllib.request.Request(sys.argv[1] + "/execute", body, {"Content-Type": "application/json"})
+print(json.load(urllib.request.urlopen(req, timeout=120)).get("result"))' "$URL")
+fi
+if [ "$answer" = 42 ] && docker logs "$cid" 2>&1 | grep -q "views per sandbox"; then
+        pass "without SYS_CHROOT: serves, and logs views per sandbox"
+else
+        fail "without SYS_CHROOT: answer '$answer', or no \"views per sandbox\" line"
+        [ -n "$cid" ] && docker logs "$cid" 2>&1 | tail -n 20
+fi
+[ -n "$cid" ] && docker rm -f "$cid" >/dev/null
 
 # 2. Each way short of it refuses, in time, with the command that works. The first is
 # what every reference README shows.
