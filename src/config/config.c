@@ -492,8 +492,9 @@ void config_print_json(const Config *c, FILE *f)
                        c->zygotes, c->zygote_max_spawns, c->zygote_max_age_ms / 1000.0);
         (void) json_escape(esc, sizeof(esc), c->api_keys_file);
         (void) fprintf(f, ",\"api_keys_file\":\"%s\"", esc);
+        /* Whether there is a plot zygote: none when --preload puts matplotlib in every zygote. */
         (void) fprintf(f, ",\"playground\":%s,\"plot_zygote\":%s", c->playground ? "true" : "false",
-                       c->plot_zygote ? "true" : "false");
+                       config_plot_lane(c) ? "true" : "false");
         layers_format(c->disabled_layers, esc, sizeof(esc));
         (void) fprintf(f, ",\"disabled_layers\":\"%s\"", esc);
         (void) fprintf(f, ",\"log_format\":\"%s\",\"log_level\":\"%s\"}\n",

@@ -694,6 +694,17 @@ static void test_print_json(void **state)
         c = ok(ARGS("--timeout", "1ms"), NO_ENV);
         j = print_config(&c);
         assert_true(json_number_value(json_object_get(j, "timeout")) == 0.001);
+        assert_true(json_is_true(json_object_get(j, "plot_zygote")));
+        json_decref(j);
+
+        /* plot_zygote says whether there is one: none with matplotlib in every zygote. */
+        c = ok(ARGS("--preload", "numpy,matplotlib.pyplot"), NO_ENV);
+        j = print_config(&c);
+        assert_true(json_is_false(json_object_get(j, "plot_zygote")));
+        json_decref(j);
+        c = ok(ARGS("--plot-zygote", "false"), NO_ENV);
+        j = print_config(&c);
+        assert_true(json_is_false(json_object_get(j, "plot_zygote")));
         json_decref(j);
 }
 
