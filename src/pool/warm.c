@@ -90,12 +90,10 @@ Job *warm_for(Executor *ex, const Job *q, bool can_spawn, bool *ret_wait)
                         return j;
                 other = other ? other : j;
         }
-        if (q->plot && zygote_plot(ex) && !can_spawn && slot_freeing(ex)) {
-                *ret_wait = true;
+        if (q->plot && zygote_plot(ex) && (can_spawn || slot_freeing(ex))) {
+                *ret_wait = !can_spawn;
                 return NULL;
         }
-        if (q->plot && can_spawn && zygote_plot(ex))
-                return NULL;
         return other;
 }
 
