@@ -45,6 +45,15 @@ except Exception:
     print("000")' "$1"
 }
 
+# POSTs the script $1 (its text, newlines written as \n) to /execute; prints its result.
+execute_result() {
+        python3 -c '
+import json, sys, urllib.request
+body = json.dumps({"script": sys.argv[2].replace("\\n", "\n")}).encode()
+req = urllib.request.Request(sys.argv[1] + "/execute", body, {"Content-Type": "application/json"})
+print(json.load(urllib.request.urlopen(req, timeout=120)).get("result"))' "$URL" "$1"
+}
+
 # Waits (bounded) until the container answers /ready; 0 once it does.
 wait_ready() {
         cid=$1
@@ -145,12 +154,8 @@ check_health() {
 # container exits 0.
 stop_and_check_drain() {
         cid=$1
-        python3 - "$URL" >/tmp/drain.out 2>&1 <<'EOF' &
-import json, sys, urllib.request
-body = json.dumps({"script": "import time\ndef main():\n    time.sleep(2)\n    return 'drained'"}).encode()
-req = urllib.request.Request(sys.argv[1] + "/execute", body, {"Content-Type": "application/json"})
-print(json.load(urllib.request.urlopen(req, timeout=120)).get("result"))
-EOF
+        execute_result 'import time\ndef main():\n    time.sleep(2)\n    return "drained"' \
+                >/tmp/drain.out 2>&1 &
         client=$!
         sleep 1
         docker stop -t 10 "$cid" >/dev/null
@@ -208,11 +213,7 @@ cid=$(sh -e /tmp/readme-nochroot.sh)
 cd /root/src || exit 1
 answer=
 if [ -n "$cid" ] && wait_ready "$cid"; then
-        answer=$(python3 -c '
-import json, sys, urllib.request
-body = json.dumps({"script": "def main():\n    return 6 * 7"}).encode()
-req = urllib.request.Request(sys.argv[1] + "/execute", body, {"Content-Type": "application/json"})
-print(json.load(urllib.request.urlopen(req, timeout=120)).get("result"))' "$URL")
+        answer=$(execute_result 'def main():\n    return 6 * 7')
 fi
 if [ "$answer" = 42 ] && docker logs "$cid" 2>&1 | grep -q "views per sandbox"; then
         pass "without SYS_CHROOT: serves, and logs views per sandbox"
