@@ -310,9 +310,9 @@ static int reap(int sock)
 }
 
 /* Each slot's view (sandbox/view.c), made once: its sandboxes enter copies of it. Where
- * that is not allowed (no CAP_SYS_CHROOT, as in the README's docker run), each sandbox
- * builds its whole view, as isolated but dearer: ~0.3 ms more set-up, and its exit waits
- * for the overlays' teardown (docs/PERFORMANCE.md). */
+ * that is not allowed (no CAP_SYS_CHROOT: the README's docker run without its optional
+ * --cap-add SYS_CHROOT), each sandbox builds its whole view, as isolated but dearer:
+ * ~0.3 ms more set-up, and its exit waits for the overlays' teardown (docs/PERFORMANCE.md). */
 static int prepare_views(char *errbuf, size_t errlen)
 {
         _cleanup_free_ int *fds = calloc(zygote.cfg.slots, sizeof(int));

@@ -352,9 +352,9 @@ def test_a_slots_view_is_shared_one_sandbox_after_the_other_and_no_lock_outlives
 
 
 def test_without_cap_sys_chroot_each_sandbox_builds_its_own_view():
-    """Joining a slot's view (setns) needs CAP_SYS_CHROOT, which the README's docker run does
-    not grant: then each sandbox builds its whole view as before (the zygote holds no view),
-    and locks stay invisible across concurrent requests."""
+    """Joining a slot's view (setns) needs CAP_SYS_CHROOT, which the README's docker run only
+    adds as optional: without it each sandbox builds its whole view as before (the zygote
+    holds no view), and locks stay invisible across concurrent requests."""
     skip_in_url_mode("starts pyexecd here")
     require_root()
     require(shutil.which("setpriv"), "setpriv is not installed")
