@@ -482,6 +482,10 @@ void zygotes_on_sigchld(Executor *ex)
                         Zygote *z = &ex->zygotes[i];
                         if (z->pid != pid)
                                 continue;
+                        /* What it said before it died first: a refusal to start (else
+                         * taken for a crash and retried), its sandboxes' exits. */
+                        if (z->sock >= 0)
+                                zygote_on_readable(ex, z);
                         zygote_lost(ex, z,
                                     WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "exited");
                         z->pid = 0;
